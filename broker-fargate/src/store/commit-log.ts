@@ -13,6 +13,8 @@ import {
   type DecodedRecord,
   type RecordInput,
   type SizedRecord,
+  Utf8Cache,
+  viewOf,
 } from './record.ts';
 import {
   parseSegmentFileName,
@@ -127,7 +129,9 @@ export class CommitLog {
   #pending: AppendRequest[] = [];
   #draining = false;
   #writeBuffer = Buffer.allocUnsafe(1024 * 1024);
+  #writeView = viewOf(this.#writeBuffer);
   #queueOffsets = new Map<string, number>();
+  readonly #utf8 = new Utf8Cache();
   #flushedOffset = 0;
   #failure: SkyrocketError | undefined;
   #closed = false;
@@ -209,23 +213,48 @@ export class CommitLog {
     this.#segments = all;
     const report = await this.#scan(fromOffset, onRecord);
 
-    // The newest local segment of full size is written next; any other local one is sealed.
+    // The log ends in the last local segment that starts at or before its end: that one is written
+    // next. Choosing the newest local file instead would, after a crash that left the next segment
+    // allocated ahead, skip a whole segment of offsets and seal an empty one on every restart.
+    const { segmentSizeBytes } = this.#options;
     const locals = this.#segments.filter((s) => s.fd !== undefined);
-    const lastLocal = locals.at(-1);
-    const sealNow = locals.filter((s) => s !== lastLocal);
-    for (const seg of sealNow) await this.#sealSegment(seg, await this.#dataEnd(seg));
-    if (lastLocal !== undefined && lastLocal.sizeBytes === this.#options.segmentSizeBytes) {
-      this.#segments = this.#segments.filter((s) => s !== lastLocal);
+    let after = locals.findIndex((s) => s.baseOffset > report.endOffset);
+    if (after < 0) after = locals.length;
+    // A segment shorter than the configured size was cut to its records by a seal that a crash
+    // interrupted (or written under another size): it is sealed, and the one after it is next.
+    const ending = locals[after - 1];
+    const currentIndex = ending !== undefined && ending.sizeBytes === segmentSizeBytes ? after - 1 : after;
+    const current = locals[currentIndex];
+    const usable = current !== undefined && current.sizeBytes === segmentSizeBytes;
+    for (let i = 0; i < locals.length; i++) {
+      const seg = locals[i] as ReadableSegment;
+      if (i < currentIndex) {
+        await this.#sealSegment(seg, await this.#dataEnd(seg));
+        continue;
+      }
+      if (usable && seg === current) continue;
+      // Past the end of the log: the scan found no record here, so this file was only allocated
+      // ahead. The one right after the segment written next stays allocated; any other goes.
+      this.#segments = this.#segments.filter((s) => s !== seg);
+      fs.closeSync(seg.fd as number);
+      const keep = usable && seg.baseOffset === current.baseOffset + current.sizeBytes && seg.sizeBytes === segmentSizeBytes;
+      if (!keep) fs.rmSync(path.join(dir, segmentFileName(seg.baseOffset)), { force: true });
+    }
+    if (usable) {
+      if (current.baseOffset > report.endOffset) {
+        // Everything before this segment is sealed: its offsets start the log's unwritten part.
+        report.endOffset = current.baseOffset;
+      }
+      this.#segments = this.#segments.filter((s) => s !== current);
       this.#active = {
-        baseOffset: lastLocal.baseOffset,
-        fileBytes: lastLocal.sizeBytes,
-        fd: lastLocal.fd as number,
-        writePosition: Math.max(0, report.endOffset - lastLocal.baseOffset),
-        lastStoredAtMs: lastLocal.lastStoredAtMs,
-        path: path.join(dir, segmentFileName(lastLocal.baseOffset)),
+        baseOffset: current.baseOffset,
+        fileBytes: current.sizeBytes,
+        fd: current.fd as number,
+        writePosition: report.endOffset - current.baseOffset,
+        lastStoredAtMs: current.lastStoredAtMs,
+        path: path.join(dir, segmentFileName(current.baseOffset)),
       };
     } else {
-      if (lastLocal !== undefined) await this.#sealSegment(lastLocal, await this.#dataEnd(lastLocal));
       const last = this.#segments.at(-1);
       const base = last === undefined ? 0 : last.baseOffset + Math.max(last.sizeBytes, 1);
       // A sealed segment may be shorter than the configured size: start the next one past it.
@@ -291,6 +320,7 @@ export class CommitLog {
     let batchStart = -1;
     let end = offset;
     const buf = Buffer.allocUnsafe(scanChunkBytes + recordMaxBytes);
+    const view = viewOf(buf);
     scan: while (index < segments.length) {
       const seg = segments[index] as ReadableSegment;
       let position = offset - seg.baseOffset;
@@ -300,7 +330,7 @@ export class CommitLog {
         while (at < got) {
           // A full chunk is decoded up to one record short of its end, then read again from there.
           if (got === buf.length && got - at < recordMaxBytes) break;
-          const r = decodeRecord(buf, at, got);
+          const r = decodeRecord(buf, at, got, view);
           const physical = seg.baseOffset + position + at;
           if (r.ok && r.record.physicalOffset === physical) {
             const rec = r.record;
@@ -548,7 +578,10 @@ export class CommitLog {
     const sized: SizedRecord[] = new Array(records.length);
     let bytes = 0;
     for (let i = 0; i < records.length; i++) {
-      const s = sizeRecord(records[i] as RecordInput, this.#options.storeHost);
+      const s = sizeRecord(records[i] as RecordInput, this.#options.storeHost, this.#utf8);
+      if (s.bornHost.length > 0xff || s.properties.some((p, k) => k % 2 === 0 && p.length > 0xffff)) {
+        return Promise.reject(new SkyrocketError('INVALID_ARGUMENT', 'born host over 255 bytes or property name over 64 KiB'));
+      }
       if (s.totalSize > recordMaxBytes) {
         return Promise.reject(
           new SkyrocketError('MESSAGE_BODY_TOO_LARGE', `record of ${s.totalSize} bytes exceeds ${recordMaxBytes}`),
@@ -615,10 +648,11 @@ export class CommitLog {
   async #writeGroup(active: ActiveSegment, group: AppendRequest[], bytes: number): Promise<void> {
     if (this.#writeBuffer.length < bytes) {
       this.#writeBuffer = Buffer.allocUnsafe(Math.max(bytes, this.#writeBuffer.length * 2));
+      this.#writeView = viewOf(this.#writeBuffer);
     }
     const buf = this.#writeBuffer;
+    const view = this.#writeView;
     const storeTimestamp = this.#options.now();
-    const storeHost = this.#options.storeHost;
     const base = active.baseOffset + active.writePosition;
     const written: WrittenRecord[] = [];
     const results: AppendedRecord[][] = [];
@@ -635,7 +669,7 @@ export class CommitLog {
         this.#queueOffsets.set(key, queueOffset + 1);
         const physicalOffset = base + at;
         const continues = i < req.sized.length - 1 ? recordFlags.batchContinues : 0;
-        const size = encodeRecord(buf, at, sized, { queueOffset, physicalOffset, storeTimestamp, storeHost }, continues);
+        const size = encodeRecord(buf, at, sized, { queueOffset, physicalOffset, storeTimestamp }, continues, view);
         at += size;
         const record: WrittenRecord = { physicalOffset, queueOffset, size, storeTimestamp, input: sized.input };
         out[i] = record;

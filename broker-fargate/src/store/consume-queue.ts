@@ -39,6 +39,7 @@ export class ConsumeQueue {
   #maxOffset = 0;
   /** Entries appended at the end but not yet written, coalesced into one write. */
   #pending: Buffer;
+  #pendingView: DataView;
   #pendingCount = 0;
   #pendingStart = 0;
   #dirtyFiles = new Set<number>();
@@ -50,6 +51,7 @@ export class ConsumeQueue {
     this.#dir = path.join(rootDir, encodeURIComponent(topic), String(queueId));
     this.#entriesPerFile = entriesPerFile;
     this.#pending = Buffer.allocUnsafe(consumeQueueEntryBytes * 64);
+    this.#pendingView = new DataView(this.#pending.buffer, this.#pending.byteOffset, this.#pending.byteLength);
   }
 
   get minOffset(): number {
@@ -116,8 +118,15 @@ export class ConsumeQueue {
       const grown = Buffer.allocUnsafe(this.#pending.length * 2);
       this.#pending.copy(grown, 0, 0, at);
       this.#pending = grown;
+      this.#pendingView = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
     }
-    writeEntry(this.#pending, at, entry);
+    // The dispatch hot path: DataView stores, about ten times cheaper than Buffer's methods.
+    const dv = this.#pendingView;
+    dv.setUint32(at, entry.commitLogOffset % 0x1_0000_0000, true);
+    dv.setUint32(at + 4, Math.floor(entry.commitLogOffset / 0x1_0000_0000), true);
+    dv.setUint32(at + 8, entry.size, true);
+    dv.setUint32(at + 12, entry.tagCode % 0x1_0000_0000, true);
+    dv.setUint32(at + 16, Math.floor(entry.tagCode / 0x1_0000_0000), true);
     this.#pendingCount++;
   }
 
@@ -165,18 +174,16 @@ export class ConsumeQueue {
       const fileStart = cursor - (cursor % this.#entriesPerFile);
       const n = Math.min(fileStart + this.#entriesPerFile, end) - cursor;
       const fd = this.#fd(fileStart, false);
-      if (fd === undefined) break;
-      const bytes = fs.readSync(
-        fd,
-        out,
-        got * consumeQueueEntryBytes,
-        n * consumeQueueEntryBytes,
-        (cursor - fileStart) * consumeQueueEntryBytes,
-      );
-      const entries = Math.floor(bytes / consumeQueueEntryBytes);
-      got += entries;
-      cursor += entries;
-      if (entries < n) break;
+      const bytes =
+        fd === undefined
+          ? 0
+          : fs.readSync(fd, out, got * consumeQueueEntryBytes, n * consumeQueueEntryBytes, (cursor - fileStart) * consumeQueueEntryBytes);
+      // Below maxOffset, a missing file or a short one is a run of holes, never the end: a reader
+      // must step over it, not stop in front of it forever.
+      const present = Math.floor(bytes / consumeQueueEntryBytes);
+      out.fill(0, (got + present) * consumeQueueEntryBytes, (got + n) * consumeQueueEntryBytes);
+      got += n;
+      cursor += n;
     }
     return got;
   }
@@ -233,32 +240,38 @@ export class ConsumeQueue {
   dropBelow(minLogOffset: number): number {
     this.flush();
     const starts = this.#fileStarts();
-    for (let i = 0; i < starts.length; i++) {
+    // Whole files first; the newest file always stays, it is where appends go.
+    for (let i = 0; i + 1 < starts.length; i++) {
       const start = starts[i] as number;
-      const next = starts[i + 1];
-      const fileEnd = next ?? this.#maxOffset;
-      const last = this.entryAt(fileEnd - 1);
-      if (next !== undefined && last !== undefined && last.commitLogOffset + last.size <= minLogOffset) {
-        this.#closeFile(start);
-        fs.rmSync(this.#filePath(start), { force: true });
-        continue;
-      }
-      break;
+      const last = this.#lastRealEntry(start, starts[i + 1] as number);
+      if (last !== undefined && last.commitLogOffset + last.size > minLogOffset) break;
+      this.#closeFile(start);
+      fs.rmSync(this.#filePath(start), { force: true });
     }
-    // Binary search the first entry that survives, within what is left.
+    // Then binary search the first entry that survives. Holes carry no offset: a probe that lands
+    // on one decides by the next real entry after it.
     let lo = Math.max(this.#minOffset, this.#fileStarts()[0] ?? this.#minOffset);
     let hi = this.#maxOffset;
-    const probe = Buffer.allocUnsafe(consumeQueueEntryBytes);
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      const got = this.read(mid, 1, probe);
-      const entry = got === 1 ? decodeEntry(probe, 0) : undefined;
-      if (entry !== undefined && entry.size !== 0 && entry.commitLogOffset < minLogOffset) lo = mid + 1;
-      else if (entry !== undefined && entry.size === 0) lo = mid + 1;
+      let k = mid;
+      let entry = this.entryAt(k);
+      while (k < hi && (entry === undefined || entry.size === 0)) entry = this.entryAt(++k);
+      if (k >= hi || entry === undefined) hi = mid;
+      else if (entry.commitLogOffset < minLogOffset) lo = k + 1;
       else hi = mid;
     }
     this.#minOffset = lo;
     return lo;
+  }
+
+  /** The last entry in [start, end) that is not a hole. */
+  #lastRealEntry(start: number, end: number): ConsumeQueueEntry | undefined {
+    for (let k = end - 1; k >= start; k--) {
+      const entry = this.entryAt(k);
+      if (entry !== undefined && entry.size !== 0) return entry;
+    }
+    return undefined;
   }
 
   /** Writes pending entries and hands over the descriptors of files to sync (the checkpoint). */

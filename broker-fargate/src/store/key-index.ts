@@ -200,6 +200,8 @@ export class KeyIndex {
       buf.writeUInt32LE(header.count, slotAt);
     }
     header.endLogOffset = logOffset;
+    // The clock may step back: the file's range must cover every entry, not just the first and last.
+    header.beginTimestamp = Math.min(header.beginTimestamp, storeTimestamp);
     header.endTimestamp = Math.max(header.endTimestamp, storeTimestamp);
     writeHeader(buf, header);
     active.dirty = true;

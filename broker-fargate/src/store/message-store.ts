@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { SkyrocketError } from '../../../core/errors.ts';
+import { limits } from '../../../core/limits.ts';
 import { decodeMessageId, encodeMessageId } from '../../../core/message-id.ts';
 import type { StoredMessage } from '../../../core/message.ts';
 import { tagHash } from '../../../core/tag-hash.ts';
@@ -10,7 +11,7 @@ import { CommitLog, queueKey, type FlushMode, type RecoveryReport, type WrittenR
 import { ConsumeQueue, consumeQueueEntryBytes, decodeEntry } from './consume-queue.ts';
 import { publish } from './diagnostics.ts';
 import { KeyIndex } from './key-index.ts';
-import { decodeRecord, describeRecordError, systemProperty, type DecodedRecord, type RecordInput } from './record.ts';
+import { decodeRecord, describeRecordError, systemProperty, viewOf, type DecodedRecord, type RecordInput } from './record.ts';
 import { LocalSegmentStore, type SegmentStore } from './segment-store.ts';
 
 const fdatasyncAsync = promisify(fs.fdatasync);
@@ -98,7 +99,9 @@ function resolveOptions(options: MessageStoreOptions): ResolvedOptions {
   if (!(o.checkpointIntervalMs > 0)) bad('checkpointIntervalMs must be > 0');
   if (!(o.maxGroupBytes > 0) || o.maxGroupBytes > o.segmentSizeBytes) bad('maxGroupBytes must be in (0, segmentSizeBytes]');
   if (!(o.consumeQueueEntriesPerFile >= 1024)) bad('consumeQueueEntriesPerFile must be >= 1024');
-  if (!(o.indexSlotCount >= 16) || !(o.indexMaxEntries >= 16)) bad('index sizes must be >= 16');
+  if (!(o.indexSlotCount >= 16)) bad('indexSlotCount must be >= 16');
+  // One record may carry the most keys a message may have; they must fit in one index file.
+  if (!(o.indexMaxEntries >= limits.keysMaxCount)) bad(`indexMaxEntries must be >= ${limits.keysMaxCount}`);
   if (!(o.retentionMs > 0)) bad('retentionMs must be > 0');
   return o;
 }
@@ -164,6 +167,8 @@ export class MessageStore {
   #checkpointing: Promise<void> | undefined;
   #closed = false;
   #recovery: RecoveryReport | undefined;
+  /** Tag codes of recent tags: hashing a string costs more than the rest of a dispatch. */
+  readonly #tagCodes = new Map<string, number>();
 
   private constructor(options: ResolvedOptions) {
     this.#o = options;
@@ -284,7 +289,7 @@ export class MessageStore {
       for (const r of records) {
         const { input } = r;
         const queue = this.#queue(input.topic, input.queueId);
-        queue.append(r.queueOffset, { commitLogOffset: r.physicalOffset, size: r.size, tagCode: tagHash(input.tag) });
+        queue.append(r.queueOffset, { commitLogOffset: r.physicalOffset, size: r.size, tagCode: this.#tagCode(input.tag) });
         touched.add(queue);
         if (input.keys !== undefined && input.keys.length > 0) {
           this.#index.add(input.topic, input.keys, r.physicalOffset, r.storeTimestamp);
@@ -309,8 +314,19 @@ export class MessageStore {
     storeTimestamp: number,
     indexedThrough: number,
   ): void {
-    this.#queue(topic, queueId).append(queueOffset, { commitLogOffset: physicalOffset, size, tagCode: tagHash(tag) });
+    this.#queue(topic, queueId).append(queueOffset, { commitLogOffset: physicalOffset, size, tagCode: this.#tagCode(tag) });
     if (keys.length > 0 && physicalOffset > indexedThrough) this.#index.add(topic, keys, physicalOffset, storeTimestamp);
+  }
+
+  #tagCode(tag: string | undefined): number {
+    if (tag === undefined) return 0;
+    let code = this.#tagCodes.get(tag);
+    if (code === undefined) {
+      code = tagHash(tag);
+      if (this.#tagCodes.size >= 4096) this.#tagCodes.clear();
+      this.#tagCodes.set(tag, code);
+    }
+    return code;
   }
 
   /**
@@ -428,6 +444,7 @@ export class MessageStore {
       }
       const last = picked[j - 1]!;
       const buf = await this.#log.read(first.physicalOffset, last.physicalOffset + last.size - first.physicalOffset);
+      const view = viewOf(buf);
       for (let k = i; k < j; k++) {
         const p = picked[k]!;
         const at = p.physicalOffset - first.physicalOffset;
@@ -436,7 +453,7 @@ export class MessageStore {
           j = k;
           break;
         }
-        const r = decodeRecord(buf, at, Math.min(buf.length, at + p.size));
+        const r = decodeRecord(buf, at, Math.min(buf.length, at + p.size), view);
         let reason: string | undefined;
         if (!r.ok) reason = describeRecordError(r.error);
         else if (r.record.physicalOffset !== p.physicalOffset) reason = `record claims offset ${r.record.physicalOffset}`;

@@ -60,7 +60,7 @@ export class LocalSegmentStore implements SegmentStore {
       const baseOffset = parseSegmentFileName(name);
       if (baseOffset === undefined) continue;
       const stat = await fsp.stat(path.join(this.#dir, name));
-      segments.push({ baseOffset, sizeBytes: stat.size, lastStoredAtMs: stat.mtimeMs });
+      segments.push({ baseOffset, sizeBytes: stat.size, lastStoredAtMs: Math.round(stat.mtimeMs) });
     }
     return segments.sort((a, b) => a.baseOffset - b.baseOffset);
   }
