@@ -6,6 +6,8 @@ export default defineConfig({
     exclude: ['node_modules/**', '.skyrocket/**', 'cdk.out/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // DynamoDB and S3 stand-ins (LocalStack or dynalite + s3rver), started once for the whole run.
+    globalSetup: ['test/support/global-setup.ts'],
     // Crash and disk tests start child processes and fsync real files; two workers match the two cores.
     pool: 'forks',
     maxWorkers: 2,

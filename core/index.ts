@@ -5,3 +5,4 @@ export * from './validate.ts';
 export * from './delay-levels.ts';
 export * from './message-id.ts';
 export * from './tag-hash.ts';
+export * from './tag-filter.ts';

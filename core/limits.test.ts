@@ -11,6 +11,8 @@ describe('limits', () => {
     ['an empty invisible range', { invisibleMinMs: limits.invisibleMaxMs }],
     ['a group whose DLQ topic cannot be named', { groupNameMaxChars: limits.topicNameMaxChars }],
     ['a tag larger than the properties budget', { tagMaxBytes: limits.propertiesMaxBytes + 1 }],
+    ['a default queue count over the max', { topicQueuesDefaultCount: limits.topicQueuesMaxCount + 1 }],
+    ['default delivery attempts over the max', { deliveryAttemptsDefaultCount: limits.deliveryAttemptsMaxCount + 1 }],
     ['a zero limit', { keysMaxCount: 0 }],
     ['a fractional limit', { delayMaxMs: 1.5 }],
   ])('reject %s', (_, change) => {

@@ -53,6 +53,16 @@ export const limits = {
   sendBatchMaxCount: 1024,
   /** Sum of the bodies of one send request. */
   sendBatchMaxBytes: 32 * MiB,
+  /** RocketMQ's default `defaultTopicQueueNums` for a new topic. */
+  topicQueuesDefaultCount: 8,
+  /**
+   * Queues of one topic. Each queue costs a consume-queue file on its broker and one entry in
+   * the topic's DynamoDB item, which must stay well under DynamoDB's 400 KB item limit.
+   */
+  topicQueuesMaxCount: 1024,
+  /** RocketMQ's default `maxReconsumeTimes` (16) counts retries; we count deliveries, as SQS does. */
+  deliveryAttemptsDefaultCount: 16,
+  deliveryAttemptsMaxCount: 1000,
 } as const;
 
 export type Limits = { readonly [K in keyof typeof limits]: number };
@@ -120,6 +130,8 @@ export function checkLimits(l: Limits = limits): void {
   assert(l.propertyNameMaxBytes <= l.propertiesMaxBytes, 'a name must fit the properties budget');
   assert(l.invisibleMinMs < l.invisibleMaxMs, 'invisible time range must not be empty');
   assert(l.receiveMessagesDefaultCount <= l.receiveMessagesMaxCount, 'default receive over max');
+  assert(l.topicQueuesDefaultCount <= l.topicQueuesMaxCount, 'default queue count over max');
+  assert(l.deliveryAttemptsDefaultCount <= l.deliveryAttemptsMaxCount, 'default delivery attempts over max');
   for (const prefix of [retryTopicPrefix, dlqTopicPrefix]) {
     assert(resourceNamePattern.test(prefix), `${prefix} must be a legal topic prefix`);
     assert(

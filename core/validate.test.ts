@@ -8,8 +8,10 @@ import {
   validateBatch,
   validateGroupName,
   validateInvisibleMs,
+  validateMaxDeliveryAttempts,
   validateMaxMessages,
   validateMessage,
+  validateQueueCount,
   validateTopicName,
   validateWaitMs,
 } from './validate.ts';
@@ -207,6 +209,8 @@ describe('name and receive helpers', () => {
     { check: validateInvisibleMs, field: 'invisibleMs', code: 'ILLEGAL_INVISIBLE_TIME', min: limits.invisibleMinMs, max: limits.invisibleMaxMs },
     { check: validateWaitMs, field: 'waitMs', code: 'ILLEGAL_POLLING_TIME', min: 0, max: limits.longPollWaitMaxMs },
     { check: validateMaxMessages, field: 'maxMessages', code: 'INVALID_ARGUMENT', min: 1, max: limits.receiveMessagesMaxCount },
+    { check: validateQueueCount, field: 'queues', code: 'INVALID_ARGUMENT', min: 1, max: limits.topicQueuesMaxCount },
+    { check: validateMaxDeliveryAttempts, field: 'maxDeliveryAttempts', code: 'INVALID_ARGUMENT', min: 1, max: limits.deliveryAttemptsMaxCount },
   ] as const;
 
   it.each(helpers)('$field accepts integers from $min to $max and nothing else', ({ check, field, code, min, max }) => {

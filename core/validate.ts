@@ -231,6 +231,23 @@ export function validateMaxMessages(value: unknown, field = 'maxMessages'): numb
   return checkIntegerInRange(value, field, 'INVALID_ARGUMENT', 1, limits.receiveMessagesMaxCount);
 }
 
+/**
+ * Checks the number of queues of a topic: an integer from 1 to `limits.topicQueuesMaxCount`.
+ * @throws SkyrocketError INVALID_ARGUMENT.
+ */
+export function validateQueueCount(value: unknown, field = 'queues'): number {
+  return checkIntegerInRange(value, field, 'INVALID_ARGUMENT', 1, limits.topicQueuesMaxCount);
+}
+
+/**
+ * Checks how many times a consumer group may receive one message before it is dead-lettered:
+ * an integer from 1 to `limits.deliveryAttemptsMaxCount`.
+ * @throws SkyrocketError INVALID_ARGUMENT.
+ */
+export function validateMaxDeliveryAttempts(value: unknown, field = 'maxDeliveryAttempts'): number {
+  return checkIntegerInRange(value, field, 'INVALID_ARGUMENT', 1, limits.deliveryAttemptsMaxCount);
+}
+
 function checkResourceName(name: unknown, field: string, code: ErrorCode, maxChars: number): string {
   if (typeof name !== 'string') fail('INVALID_ARGUMENT', field, `${field} must be a string, not ${typeName(name)}`);
   if (name.length === 0 || name.length > maxChars) {

@@ -6,6 +6,7 @@ import {
   decodeRecord,
   describeRecordError,
   encodeRecord,
+  isZeroSizedRecord,
   recordFlags,
   recordMagic,
   recordMaxBytes,
@@ -349,15 +350,34 @@ export class CommitLog {
             }
             continue;
           }
-          if (!r.ok && r.error.kind === 'end') {
+          const zeroSized = !r.ok && r.error.kind === 'end' && isZeroSizedRecord(buf, at, got);
+          if (!r.ok && r.error.kind === 'end' && !zeroSized) {
             // Zeros: the written part of this segment ends here.
             position = seg.sizeBytes;
             at = got;
             break;
           }
           // Damage. A valid record further on means a hole in the middle; none means a torn tail.
-          const reason = r.ok ? `record claims offset ${r.record.physicalOffset}` : describeRecordError(r.error);
+          const reason = r.ok
+            ? `record claims offset ${r.record.physicalOffset}`
+            : zeroSized
+              ? 'record size field is zero'
+              : describeRecordError(r.error);
           const next = await this.#findNextValid(index, physical + 1);
+          if (next === undefined && seg.fd === undefined) {
+            // A sealed segment was synced before it was sealed: damage in it is never a torn write
+            // (and it cannot be truncated). Report it and go on with what follows, all of which is
+            // unwritten, instead of refusing to open over one bad record.
+            const toOffset = seg.baseOffset + seg.sizeBytes;
+            report.corruptions.push({ fromOffset: physical, toOffset, reason });
+            publish('corruption', { fromOffset: physical, toOffset, reason });
+            for (const b of batch) onRecord(b);
+            batch = [];
+            batchStart = -1;
+            position = seg.sizeBytes;
+            at = got;
+            break;
+          }
           if (next === undefined) {
             const truncateFrom = batchStart >= 0 ? batchStart : physical;
             report.truncatedBytes = await this.#truncateTail(index, truncateFrom, physical);
@@ -514,9 +534,15 @@ export class CommitLog {
     publish('segment-allocated', { baseOffset: base });
   }
 
+  /**
+   * Starts zero-filling the next segment once the active one is half full. Filling doubles the
+   * bytes written, and on a fast disk a fill running beside appends slows them about threefold
+   * (bench/store.ts), so it starts as late as is safe rather than as soon as a segment opens.
+   */
   #startAllocatingNext(): void {
     const active = this.#active;
-    if (active === undefined || this.#closed) return;
+    if (active === undefined || this.#closed || this.#nextAllocation !== undefined) return;
+    if (active.writePosition * 2 < active.fileBytes) return;
     const next = active.baseOffset + active.fileBytes;
     const allocation = this.#allocate(next);
     allocation.catch(() => undefined);
@@ -692,6 +718,7 @@ export class CommitLog {
     }
     active.writePosition += bytes;
     active.lastStoredAtMs = storeTimestamp;
+    this.#startAllocatingNext();
     if (this.#options.flushMode === 'sync') {
       try {
         await fdatasyncAsync(active.fd);
@@ -764,6 +791,18 @@ export class CommitLog {
       return got === avail ? buf : buf.subarray(0, got);
     }
     return this.#options.segmentStore.read(seg.baseOffset, position, avail);
+  }
+
+  /**
+   * Where the first segment after `offset` starts, counting segments still being sealed and the
+   * active one; the end of the log if none does. A reader that reached the end of a segment's
+   * records continues there: the rest of that segment holds none.
+   */
+  nextSegmentBase(offset: number): number {
+    for (const s of this.#segments) if (s.baseOffset > offset) return s.baseOffset;
+    const active = this.#active;
+    if (active !== undefined && active.baseOffset > offset) return active.baseOffset;
+    return this.endOffset;
   }
 
   /** Sealed segments, oldest first, for retention. */

@@ -136,16 +136,52 @@ export class KeyIndex {
         continue;
       }
       // The newest file is the one being filled: it comes back into memory.
-      const size = fs.fstatSync(fd).size;
-      const maxEntries = Math.max(0, Math.floor((size - headerBytes - header.slotCount * 4) / entryBytes));
-      const buf = Buffer.alloc(headerBytes + header.slotCount * 4 + maxEntries * entryBytes);
-      try {
-        fs.readSync(fd, buf, 0, buf.length, 0);
-      } finally {
-        fs.closeSync(fd);
-      }
-      this.#active = { name, header, buf, maxEntries, flushedCount: header.count, dirty: false };
+      this.#active = loadActive(name, header, fd);
     }
+  }
+
+  /**
+   * Forgets every entry of a record at or past `logOffset`. Recovery calls it when it cut the log
+   * below what the index holds (a torn tail the index had already seen): records written at those
+   * offsets later must be indexed afresh, and recovery re-indexes only past `endLogOffset`.
+   */
+  truncateFrom(logOffset: number): void {
+    // Entries arrive in log order, so the ones to drop are the newest: whole files, then a tail.
+    if (this.#active !== undefined && this.#active.header.beginLogOffset >= logOffset) {
+      fs.rmSync(this.#path(this.#active.name), { force: true });
+      this.#active = undefined;
+    }
+    for (let last = this.#sealed.at(-1); last !== undefined && last.header.beginLogOffset >= logOffset; last = this.#sealed.at(-1)) {
+      fs.closeSync(last.fd);
+      fs.rmSync(this.#path(last.name), { force: true });
+      this.#sealed.pop();
+    }
+    if (this.#active === undefined) {
+      const newest = this.#sealed.pop();
+      if (newest === undefined) return;
+      // The newest file is filled again from here on: it comes back into memory.
+      this.#active = loadActive(newest.name, newest.header, newest.fd);
+    }
+    const active = this.#active;
+    const { header, buf } = active;
+    const entryBase = headerBytes + header.slotCount * 4;
+    let dropped = 0;
+    while (header.count > 0) {
+      const at = entryBase + (header.count - 1) * entryBytes;
+      if (readU64(buf, at + 8) < logOffset) break;
+      // Dropped newest first, each entry is the head of its slot's chain: the slot gets its prev.
+      // A slot past the count is left by a crash between writing slots and header; it goes too.
+      const slotAt = headerBytes + (buf.readUInt32LE(at) % header.slotCount) * 4;
+      if (buf.readUInt32LE(slotAt) >= header.count) buf.writeUInt32LE(buf.readUInt32LE(at + 4), slotAt);
+      buf.fill(0, at, at + entryBytes);
+      header.count--;
+      dropped++;
+    }
+    if (dropped === 0) return;
+    header.endLogOffset = header.count > 0 ? readU64(buf, entryBase + (header.count - 1) * entryBytes + 8) : header.beginLogOffset;
+    writeHeader(buf, header);
+    active.flushedCount = Math.min(active.flushedCount, header.count);
+    active.dirty = true;
   }
 
   #path(name: number): string {
@@ -279,6 +315,19 @@ export class KeyIndex {
   /** Bytes held in memory: one file's worth, whatever the log size. */
   get memoryBytes(): number {
     return this.#active?.buf.length ?? 0;
+  }
+}
+
+/** Reads a whole index file into memory, to be filled further; closes `fd`. */
+function loadActive(name: number, header: IndexHeader, fd: number): ActiveIndex {
+  try {
+    const size = fs.fstatSync(fd).size;
+    const maxEntries = Math.max(0, Math.floor((size - headerBytes - header.slotCount * 4) / entryBytes));
+    const buf = Buffer.alloc(headerBytes + header.slotCount * 4 + maxEntries * entryBytes);
+    fs.readSync(fd, buf, 0, buf.length, 0);
+    return { name, header, buf, maxEntries, flushedCount: header.count, dirty: false };
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

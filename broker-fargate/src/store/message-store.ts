@@ -11,7 +11,7 @@ import { CommitLog, queueKey, type FlushMode, type RecoveryReport, type WrittenR
 import { ConsumeQueue, consumeQueueEntryBytes, decodeEntry } from './consume-queue.ts';
 import { publish } from './diagnostics.ts';
 import { KeyIndex } from './key-index.ts';
-import { decodeRecord, describeRecordError, systemProperty, viewOf, type DecodedRecord, type RecordInput } from './record.ts';
+import { decodeRecord, describeRecordError, isZeroSizedRecord, recordMaxBytes, systemProperty, viewOf, type DecodedRecord, type RecordInput } from './record.ts';
 import { LocalSegmentStore, type SegmentStore } from './segment-store.ts';
 
 const fdatasyncAsync = promisify(fs.fdatasync);
@@ -32,6 +32,11 @@ export const storeDefaults = {
   readScanEntriesMax: 16 * 1024,
   /** Records this close together are fetched with one read. */
   readSpanBytesMax: 4 * 1024 * 1024,
+  /**
+   * A read may fetch up to this many bytes per byte it needs: copying page-cache bytes costs far
+   * less than one more read call, and a topic's queues interleave in the log.
+   */
+  readSpanAmplificationMax: 16,
 } as const;
 
 export interface MessageStoreOptions {
@@ -214,6 +219,10 @@ export class MessageStore {
       queue.truncateByLogEnd(report.endOffset);
       this.#log.setNextQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
+    // The index may hold records the log no longer has (a torn tail it had seen). New records will
+    // take those offsets, and a later recovery indexes only past the index's end: cut it back too,
+    // before the checkpoint below makes the cut durable.
+    if (indexedThrough >= report.endOffset) this.#index.truncateFrom(report.endOffset);
     this.#dispatchedOffset = report.endOffset;
     this.#recovery = report;
     this.#log.onWritten = (records) => this.#dispatchWritten(records);
@@ -351,13 +360,17 @@ export class MessageStore {
     try {
       const indexedThrough = this.#index.endLogOffset;
       while (this.#dispatchedOffset < this.#log.endOffset) {
-        const chunk = await this.#log.read(this.#dispatchedOffset, storeDefaults.readSpanBytesMax);
+        let chunk = await this.#log.read(this.#dispatchedOffset, storeDefaults.readSpanBytesMax);
         if (chunk.length === 0) {
-          // The rest of this segment is unused: continue at the next one.
-          const next = this.#log.sealedSegments().find((s) => s.baseOffset > this.#dispatchedOffset);
-          this.#dispatchedOffset = next?.baseOffset ?? this.#log.endOffset;
+          // The rest of this segment is unused: continue at the next one. That may be the active
+          // segment or one still being sealed, which are not among the sealed segments: jumping
+          // to the log's end instead would leave every record in them undispatched for good.
+          this.#dispatchedOffset = this.#log.nextSegmentBase(this.#dispatchedOffset);
           continue;
         }
+        // A record may be larger than one read span (a 4 MiB body and its properties): fetch it whole.
+        const firstSize = chunk.length >= 4 ? chunk.readUInt32LE(0) : 0;
+        if (firstSize > chunk.length && firstSize <= recordMaxBytes) chunk = await this.#log.read(this.#dispatchedOffset, firstSize);
         let at = 0;
         const touched = new Set<ConsumeQueue>();
         for (;;) {
@@ -370,9 +383,8 @@ export class MessageStore {
         }
         for (const queue of touched) queue.flush();
         if (at === 0) {
-          const next = this.#log.sealedSegments().find((s) => s.baseOffset > this.#dispatchedOffset);
-          const activeBase = this.#log.endOffset;
-          this.#dispatchedOffset = next?.baseOffset ?? activeBase;
+          // Not a record: the records written to this segment end here.
+          this.#dispatchedOffset = this.#log.nextSegmentBase(this.#dispatchedOffset);
           continue;
         }
         this.#dispatchedOffset += at;
@@ -438,7 +450,7 @@ export class MessageStore {
       while (j < picked.length) {
         const p = picked[j]!;
         const span = p.physicalOffset + p.size - first.physicalOffset;
-        if (p.physicalOffset < first.physicalOffset || span > storeDefaults.readSpanBytesMax || (useful + p.size) * 2 < span) break;
+        if (p.physicalOffset < first.physicalOffset || span > storeDefaults.readSpanBytesMax || (useful + p.size) * storeDefaults.readSpanAmplificationMax < span) break;
         useful += p.size;
         j++;
       }
@@ -511,7 +523,7 @@ export class MessageStore {
     if (size > buf.length && size <= 16 * 1024 * 1024) buf = await this.#log.read(physicalOffset, size);
     const r = decodeRecord(buf, 0);
     if (!r.ok) {
-      if (r.error.kind === 'end') return undefined;
+      if (r.error.kind === 'end' && !isZeroSizedRecord(buf, 0)) return undefined;
       throw new SkyrocketError('STORE_CORRUPTED', `record at ${physicalOffset}: ${describeRecordError(r.error)}`);
     }
     if (r.record.physicalOffset !== physicalOffset) return undefined;

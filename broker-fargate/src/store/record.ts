@@ -392,6 +392,16 @@ function decodeVerified(buf: Buffer, dv: DataView, offset: number, totalSize: nu
   };
 }
 
+/**
+ * Whether an `end` from `decodeRecord` is a record header whose size field reads zero (one bit
+ * flip does that to a record of 256, 512, ... bytes) rather than the end of the written data.
+ * The unwritten part of a segment is zeros; a record's magic never is. Taking such a record for
+ * the end would make recovery drop, and then overwrite, every record after it.
+ */
+export function isZeroSizedRecord(buf: Buffer, offset: number, limit: number = buf.length): boolean {
+  return limit - offset >= 8 && buf.readUInt32LE(offset) === 0 && buf.readUInt32LE(offset + 4) === recordMagic;
+}
+
 export function describeRecordError(error: RecordError): string {
   switch (error.kind) {
     case 'end':

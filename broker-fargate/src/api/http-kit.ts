@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SkyrocketError, isSkyrocketError } from '../../../core/errors.ts';
+
+/**
+ * The small pieces of HTTP the REST API needs: a router over `node:http`, JSON bodies with a size
+ * limit, and the one error shape. node:http is used directly: the API has a dozen routes, and the
+ * produce path is the broker's hot path, where a framework's per-request hooks cost throughput.
+ */
+export type Params = Record<string, string>;
+export type Handler = (req: IncomingMessage, res: ServerResponse, params: Params, url: URL) => Promise<void>;
+
+interface Route {
+  method: string;
+  parts: string[];
+  handler: Handler;
+}
+
+export class Router {
+  readonly #routes: Route[] = [];
+
+  on(method: string, pattern: string, handler: Handler): this {
+    this.#routes.push({ method, parts: pattern.split('/').filter(Boolean), handler });
+    return this;
+  }
+
+  /** The handler and path parameters for a request, or why there is none. */
+  match(method: string, pathname: string): { handler: Handler; params: Params } | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' {
+    const parts = pathname.split('/').filter(Boolean);
+    let pathMatched = false;
+    for (const route of this.#routes) {
+      if (route.parts.length !== parts.length) continue;
+      const params: Params = {};
+      let ok = true;
+      for (let i = 0; i < parts.length; i++) {
+        const pattern = route.parts[i] as string;
+        const actual = parts[i] as string;
+        if (pattern.startsWith(':')) {
+          try {
+            params[pattern.slice(1)] = decodeURIComponent(actual);
+          } catch {
+            ok = false;
+            break;
+          }
+        } else if (pattern !== actual) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      pathMatched = true;
+      if (route.method === method) return { handler: route.handler, params };
+    }
+    return pathMatched ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND';
+  }
+}
+
+/** Reads the whole body, refusing more than `limitBytes` (413, nothing stored). */
+export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? -1);
+    if (declared > limitBytes) {
+      reject(new SkyrocketError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes exceeds ${limitBytes}`));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limitBytes) {
+        reject(new SkyrocketError('PAYLOAD_TOO_LARGE', `request body exceeds ${limitBytes} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+export async function readJson(req: IncomingMessage, limitBytes: number): Promise<Record<string, unknown>> {
+  const body = await readBody(req, limitBytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new SkyrocketError('MALFORMED_JSON', `request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new SkyrocketError('MALFORMED_JSON', 'request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function toSkyrocketError(error: unknown): SkyrocketError {
+  if (isSkyrocketError(error)) return error;
+  return new SkyrocketError('INTERNAL_ERROR', 'internal error', { cause: error });
+}
+
+export function sendError(res: ServerResponse, error: unknown): void {
+  const e = toSkyrocketError(error);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, e.httpStatus, e.toJSON());
+}

@@ -1,0 +1,997 @@
+import { timingSafeEqual } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { isUtf8 } from 'node:buffer';
+import { SkyrocketError, isErrorCode } from '../../core/errors.ts';
+import { limits } from '../../core/limits.ts';
+import { decodeMessageId } from '../../core/message-id.ts';
+import type { MessageInput, StoredMessage } from '../../core/message.ts';
+import { messageTypes } from '../../core/message.ts';
+import { parseTagExpression } from '../../core/tag-filter.ts';
+import {
+  validateBatch,
+  validateGroupName,
+  validateInvisibleMs,
+  validateMaxMessages,
+  validateTopicName,
+  validateWaitMs,
+} from '../../core/validate.ts';
+import { readBody, readJson, Router, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
+import { openApiDocument } from './api/openapi.ts';
+import type { BrokerConfig } from './config.ts';
+import { ConsumerGroups, type Delivery } from './consume/consumer-groups.ts';
+import { parseReceiptHandle } from './consume/receipt-handle.ts';
+import { authorize, type Action, type Directory, type GroupInfo, type Principal, type TopicRoute } from './directory.ts';
+import { BrokerMetrics } from './metrics.ts';
+import { MessageStore, type RecordInput } from './store/index.ts';
+
+/** Where a broker's log lines go: pino in the process, anything with these methods in tests. */
+export interface BrokerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silentLogger: BrokerLogger = { info() {}, warn() {}, error() {} };
+
+export interface BrokerOptions {
+  config: BrokerConfig;
+  directory: Directory;
+  logger?: BrokerLogger;
+  now?: () => number;
+}
+
+interface RequestContext {
+  principal: Principal;
+  /** A request forwarded by another broker of the cluster: serve local queues only. */
+  internal: boolean;
+}
+
+const internalHeader = 'x-skyrocket-internal';
+const principalHeader = 'x-skyrocket-principal';
+/** Base64 bodies inflate by 4/3; a full batch of bodies plus JSON framing fits in this. */
+const maxRequestBytes = Math.ceil((limits.sendBatchMaxBytes * 4) / 3) + 4 * 1024 * 1024;
+
+/**
+ * One broker process: the store, the consumption state of the queues it owns, and the REST API.
+ * Any broker accepts any request; one that concerns queues of another broker group is forwarded to
+ * that group's leader, so a load balancer can spread clients over all brokers.
+ */
+export class Broker {
+  readonly config: BrokerConfig;
+  readonly store: MessageStore;
+  readonly groups: ConsumerGroups;
+  readonly metrics = new BrokerMetrics();
+  readonly #directory: Directory;
+  readonly #log: BrokerLogger;
+  readonly #now: () => number;
+  readonly #server: http.Server;
+  readonly #router = new Router();
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #roundRobin = new Map<string, number>();
+  #stopping = false;
+  #inflightRequests = 0;
+  #url = '';
+
+  private constructor(options: BrokerOptions, store: MessageStore) {
+    this.config = options.config;
+    this.#directory = options.directory;
+    this.#log = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.store = store;
+    this.groups = new ConsumerGroups({
+      store,
+      brokerGroup: this.config.brokerGroup,
+      dataDir: path.join(this.config.dataDir, 'consume'),
+      now: this.#now,
+    });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
+    this.#server = this.config.tls
+      ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
+      : http.createServer(handler);
+    this.#server.keepAliveTimeout = 65_000;
+    this.#routes();
+  }
+
+  static async start(options: BrokerOptions): Promise<Broker> {
+    const { config } = options;
+    const store = await MessageStore.open({
+      dataDir: path.join(config.dataDir, 'store'),
+      brokerId: config.brokerId,
+      storeHost: new URL(config.advertisedUrl).host,
+      flushMode: config.flushMode,
+      segmentSizeBytes: config.segmentSizeBytes,
+      retentionMs: config.retentionMs,
+    });
+    const broker = new Broker(options, store);
+    await new Promise<void>((resolve, reject) => {
+      broker.#server.once('error', reject);
+      broker.#server.listen(config.port, config.host, () => resolve());
+    });
+    const port = (broker.#server.address() as AddressInfo).port;
+    broker.#url = config.port === 0 ? config.advertisedUrl.replace(/:\d+$/, `:${port}`) : config.advertisedUrl;
+    broker.#log.info(
+      { brokerId: config.brokerId, brokerGroup: config.brokerGroup, url: broker.#url, recovery: store.recovery },
+      'broker started',
+    );
+    return broker;
+  }
+
+  /** The URL this broker answers on (with the real port when it was started on port 0). */
+  get url(): string {
+    return this.#url;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Routing and authentication
+
+  #routes(): void {
+    const r = this.#router;
+    r.on('GET', '/v1/openapi.json', async (_req, res) => sendJson(res, 200, openApiDocument));
+    r.on('GET', '/metrics', async (req, res) => {
+      await this.#auth(req, 'admin', '*');
+      this.#updateLagMetrics();
+      const text = await this.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+      res.end(text);
+    });
+    r.on('GET', '/readyz', async (req, res) => {
+      await this.#auth(req, 'admin', '*');
+      sendJson(res, this.#stopping ? 503 : 200, { status: this.#stopping ? 'stopping' : 'ready' });
+    });
+    r.on('POST', '/v1/topics', (req, res) => this.#createTopic(req, res));
+    r.on('GET', '/v1/topics', (req, res) => this.#listTopics(req, res));
+    r.on('GET', '/v1/topics/:topic', (req, res, p) => this.#getTopic(req, res, p));
+    r.on('DELETE', '/v1/topics/:topic', (req, res, p) => this.#deleteTopic(req, res, p));
+    r.on('GET', '/v1/topics/:topic/route', (req, res, p) => this.#topicRoute(req, res, p));
+    r.on('POST', '/v1/topics/:topic/messages', (req, res, p) => this.#send(req, res, p));
+    r.on('GET', '/v1/topics/:topic/messages', (req, res, p, url) => this.#queryByKey(req, res, p, url));
+    r.on('GET', '/v1/topics/:topic/queues/:queueId/messages', (req, res, p, url) => this.#pull(req, res, p, url));
+    r.on('POST', '/v1/groups', (req, res) => this.#createGroup(req, res));
+    r.on('GET', '/v1/groups', (req, res) => this.#listGroups(req, res));
+    r.on('GET', '/v1/groups/:group', (req, res, p) => this.#getGroup(req, res, p));
+    r.on('DELETE', '/v1/groups/:group', (req, res, p) => this.#deleteGroup(req, res, p));
+    r.on('POST', '/v1/groups/:group/receive', (req, res, p) => this.#receive(req, res, p));
+    r.on('POST', '/v1/groups/:group/ack', (req, res, p) => this.#ack(req, res, p));
+    r.on('POST', '/v1/groups/:group/change-invisibility', (req, res, p) => this.#changeInvisibility(req, res, p));
+    r.on('GET', '/v1/groups/:group/offsets', (req, res, p, url) => this.#getOffsets(req, res, p, url));
+    r.on('PUT', '/v1/groups/:group/offsets', (req, res, p) => this.#putOffsets(req, res, p));
+    r.on('GET', '/v1/messages/:messageId', (req, res, p) => this.#getMessage(req, res, p));
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = performance.now();
+    let route = 'unmatched';
+    this.#inflightRequests++;
+    try {
+      const url = new URL(req.url ?? '/', 'http://broker');
+      if (req.method === 'GET' && url.pathname === '/healthz') {
+        sendJson(res, 200, { status: 'ok', brokerId: this.config.brokerId, brokerGroup: this.config.brokerGroup });
+        return;
+      }
+      if (this.#stopping) {
+        res.setHeader('connection', 'close');
+        throw new SkyrocketError('SERVICE_UNAVAILABLE', 'the broker is shutting down; retry on another broker');
+      }
+      const match = this.#router.match(req.method ?? 'GET', url.pathname);
+      if (match === 'NOT_FOUND') throw new SkyrocketError('NOT_FOUND', `no such endpoint: ${req.method} ${url.pathname}`);
+      if (match === 'METHOD_NOT_ALLOWED') {
+        throw new SkyrocketError('BAD_REQUEST', `method ${req.method} is not allowed on ${url.pathname}`);
+      }
+      route = routeLabel(url.pathname);
+      await match.handler(req, res, match.params, url);
+    } catch (error) {
+      const e = toSkyrocketError(error);
+      if (e.httpStatus >= 500) this.#log.error({ err: error, method: req.method, url: req.url }, 'request failed');
+      sendError(res, e);
+    } finally {
+      this.#inflightRequests--;
+      this.metrics.requestSeconds.observe({ route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Authenticates the caller and checks one permission. Forwarded requests carry the secret. */
+  async #auth(req: http.IncomingMessage, action: Action, resource: string): Promise<RequestContext> {
+    const internal = req.headers[internalHeader];
+    if (typeof internal === 'string') {
+      if (!constantTimeEqual(internal, this.config.internalSecret)) {
+        throw new SkyrocketError('UNAUTHORIZED', 'bad internal credentials');
+      }
+      const name = typeof req.headers[principalHeader] === 'string' ? (req.headers[principalHeader] as string) : 'internal';
+      return { principal: { name, admin: true, publish: ['*'], subscribe: ['*'] }, internal: true };
+    }
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (match === null) throw new SkyrocketError('UNAUTHORIZED', 'missing API key: send "Authorization: Bearer <key>"');
+    const principal = await this.#directory.authenticate(match[1] as string);
+    if (principal === undefined) throw new SkyrocketError('UNAUTHORIZED', 'unknown API key');
+    if (!authorize(principal, action, resource)) {
+      throw new SkyrocketError('FORBIDDEN', `principal ${principal.name} may not ${action} ${resource === '*' ? '' : resource}`.trim());
+    }
+    return { principal, internal: false };
+  }
+
+  /** Sends a request to a broker group's leader as an internal call; returns status and JSON. */
+  async #forward(
+    brokerGroup: string,
+    ctx: RequestContext,
+    method: string,
+    pathAndQuery: string,
+    body?: Buffer | string,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
+    const base = await this.#directory.leaderUrl(brokerGroup);
+    const init: RequestInit = {
+      method,
+      headers: {
+        [internalHeader]: this.config.internalSecret,
+        [principalHeader]: ctx.principal.name,
+        'content-type': 'application/json',
+      },
+    };
+    if (body !== undefined) init.body = body;
+    if (signal !== undefined) init.signal = signal;
+    let response: Response;
+    try {
+      response = await fetch(`${base}${pathAndQuery}`, init);
+    } catch (error) {
+      if ((error as Error).name === 'AbortError') throw error;
+      throw new SkyrocketError('SERVICE_UNAVAILABLE', `broker group ${brokerGroup} did not answer`, { cause: error });
+    }
+    const json = (await response.json()) as Record<string, unknown>;
+    return { status: response.status, json };
+  }
+
+  /** Relays another broker's answer (success or error) unchanged. */
+  #relay(res: http.ServerResponse, reply: { status: number; json: unknown }): void {
+    sendJson(res, reply.status, reply.json);
+  }
+
+  #ownsQueue(route: TopicRoute, queueId: number): boolean {
+    return route.queueGroups[queueId] === this.config.brokerGroup;
+  }
+
+  #localQueues(route: TopicRoute): number[] {
+    const out: number[] = [];
+    route.queueGroups.forEach((g, q) => {
+      if (g === this.config.brokerGroup) out.push(q);
+    });
+    return out;
+  }
+
+  #ownerGroups(route: TopicRoute): string[] {
+    return [...new Set(route.queueGroups)];
+  }
+
+  #next(key: string, modulo: number): number {
+    const n = this.#roundRobin.get(key) ?? 0;
+    this.#roundRobin.set(key, n + 1);
+    return n % modulo;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Topics and groups (administration)
+
+  async #createTopic(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    const body = await readJson(req, 64 * 1024);
+    const name = validateTopicName(body['name'], 'name');
+    const queues = body['queues'] ?? 8;
+    if (!Number.isSafeInteger(queues) || (queues as number) < 1 || (queues as number) > 1024) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'queues must be an integer from 1 to 1024', { field: 'queues' });
+    }
+    const type = body['type'] ?? 'NORMAL';
+    if (!(messageTypes as readonly unknown[]).includes(type)) {
+      throw new SkyrocketError('INVALID_ARGUMENT', `type must be one of ${messageTypes.join(', ')}`, { field: 'type' });
+    }
+    const topic = await this.#directory.createTopic({ name, queues: queues as number, type: type as TopicRoute['type'] });
+    sendJson(res, 201, topicJson(topic));
+  }
+
+  async #listTopics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    sendJson(res, 200, { topics: (await this.#directory.listTopics()).map(topicJson) });
+  }
+
+  async #getTopic(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateTopicName(p['topic']);
+    await this.#auth(req, 'publish', name);
+    sendJson(res, 200, topicJson(await this.#directory.topic(name)));
+  }
+
+  async #deleteTopic(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateTopicName(p['topic']);
+    await this.#auth(req, 'admin', '*');
+    await this.#directory.topic(name);
+    await this.#directory.deleteTopic(name);
+    res.writeHead(204).end();
+  }
+
+  async #topicRoute(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateTopicName(p['topic']);
+    const header = req.headers.authorization;
+    if (header === undefined && req.headers[internalHeader] === undefined) {
+      throw new SkyrocketError('UNAUTHORIZED', 'missing API key: send "Authorization: Bearer <key>"');
+    }
+    const ctx = await this.#authAny(req, name);
+    void ctx;
+    const route = await this.#directory.topic(name);
+    const queues = await Promise.all(
+      route.queueGroups.map(async (brokerGroup, queueId) => ({
+        queueId,
+        brokerGroup,
+        leader: await this.#directory.leaderUrl(brokerGroup).catch(() => null),
+      })),
+    );
+    sendJson(res, 200, { topic: name, type: route.type, queues });
+  }
+
+  /** A route may be read by anyone allowed to publish to the topic or to consume at all. */
+  async #authAny(req: http.IncomingMessage, topic: string): Promise<RequestContext> {
+    try {
+      return await this.#auth(req, 'publish', topic);
+    } catch (error) {
+      if (toSkyrocketError(error).code !== 'FORBIDDEN') throw error;
+      return this.#auth(req, 'subscribe', '*');
+    }
+  }
+
+  async #createGroup(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    const body = await readJson(req, 64 * 1024);
+    const name = validateGroupName(body['name'], 'name');
+    const mode = body['mode'] ?? 'CLUSTERING';
+    if (mode !== 'CLUSTERING' && mode !== 'BROADCASTING') {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'mode must be CLUSTERING or BROADCASTING', { field: 'mode' });
+    }
+    const orderly = body['orderly'] ?? false;
+    if (typeof orderly !== 'boolean') throw new SkyrocketError('INVALID_ARGUMENT', 'orderly must be a boolean', { field: 'orderly' });
+    const attempts = body['maxDeliveryAttempts'] ?? 16;
+    if (!Number.isSafeInteger(attempts) || (attempts as number) < 1 || (attempts as number) > 1000) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'maxDeliveryAttempts must be an integer from 1 to 1000', {
+        field: 'maxDeliveryAttempts',
+      });
+    }
+    const group = await this.#directory.createGroup({ name, mode, orderly, maxDeliveryAttempts: attempts as number });
+    sendJson(res, 201, group);
+  }
+
+  async #listGroups(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    sendJson(res, 200, { groups: await this.#directory.listGroups() });
+  }
+
+  async #deleteGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateGroupName(p['group']);
+    await this.#auth(req, 'admin', '*');
+    await this.#directory.group(name);
+    await this.#directory.deleteGroup(name);
+    this.groups.deleteGroup(name);
+    res.writeHead(204).end();
+  }
+
+  /** The group with its lag per topic and queue, gathered from every broker group. */
+  async #getGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', name);
+    const group = await this.#directory.group(name);
+    const lag = this.#localLag(name);
+    if (!ctx.internal) {
+      const topics = await this.#directory.listTopics();
+      const others = new Set(topics.flatMap((t) => this.#ownerGroups(t)).filter((g) => g !== this.config.brokerGroup));
+      const replies = await Promise.all(
+        [...others].map((g) => this.#forward(g, ctx, 'GET', `/v1/groups/${encodeURIComponent(name)}`).catch(() => undefined)),
+      );
+      for (const reply of replies) {
+        if (reply?.status === 200) lag.push(...((reply.json['lag'] as typeof lag | undefined) ?? []));
+      }
+    }
+    lag.sort((a, b) => a.topic.localeCompare(b.topic) || a.queueId - b.queueId);
+    const totalLag = lag.reduce((sum, q) => sum + q.lag, 0);
+    sendJson(res, 200, { ...group, totalLag, lag });
+  }
+
+  #localLag(group: string): Array<{ topic: string; queueId: number; committedOffset: number; maxOffset: number; lag: number; inflight: number }> {
+    const out = [];
+    for (const { topic, queueId } of this.store.queueIds()) {
+      const committedOffset = this.groups.committedOffset(group, topic, queueId);
+      const { maxOffset } = this.store.queueRange(topic, queueId);
+      out.push({
+        topic,
+        queueId,
+        committedOffset,
+        maxOffset,
+        lag: Math.max(0, maxOffset - committedOffset),
+        inflight: this.groups.inflightCount(group, topic, queueId),
+      });
+    }
+    return out;
+  }
+
+  #updateLagMetrics(): void {
+    this.metrics.consumerLag.reset();
+    // Lag is reported for the groups that have state on this broker; others have consumed nothing.
+    const seen = new Set<string>();
+    for (const { topic, queueId } of this.store.queueIds()) {
+      for (const group of this.groups.knownGroups()) {
+        seen.add(group);
+        this.metrics.consumerLag.set({ group, topic, queue: String(queueId) }, this.groups.lag(group, topic, queueId));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Produce
+
+  async #send(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const topic = validateTopicName(p['topic']);
+    const ctx = await this.#auth(req, 'publish', topic);
+    const raw = await readBody(req, maxRequestBytes);
+    const body = parseJsonObject(raw);
+    const route = await this.#directory.topic(topic);
+    if (!route.writable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not writable`);
+    const now = this.#now();
+    const messages = validateBatch(decodeBodies(body['messages'], topic), { nowMs: now });
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as MessageInput;
+      if (route.type === 'FIFO' && m.messageGroup === undefined) {
+        throw new SkyrocketError('ILLEGAL_MESSAGE_GROUP', `topic ${topic} is FIFO: every message needs a messageGroup`, {
+          field: `messages[${i}].messageGroup`,
+        });
+      }
+      if (m.deliverAt !== undefined && m.deliverAt > now) {
+        throw new SkyrocketError('NOT_IMPLEMENTED', 'delayed delivery is not available yet; send without deliverAt/delayMs', {
+          field: `messages[${i}]`,
+        });
+      }
+    }
+    // The batch goes to one broker group, so it is stored whole or not at all.
+    const queueIds = this.#pickQueues(route, messages);
+    const target = route.queueGroups[queueIds[0] as number] as string;
+    if (target !== this.config.brokerGroup) {
+      if (ctx.internal) throw new SkyrocketError('NOT_LEADER', `this broker does not own queues of ${topic} for this batch`);
+      this.#relay(res, await this.#forward(target, ctx, 'POST', `/v1/topics/${encodeURIComponent(topic)}/messages`, raw));
+      return;
+    }
+    const bornHost = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`.slice(0, 255);
+    const records: RecordInput[] = messages.map((m, i) => ({
+      topic,
+      queueId: queueIds[i] as number,
+      body: m.body,
+      tag: m.tag,
+      keys: m.keys,
+      properties: m.properties,
+      messageGroup: m.messageGroup,
+      bornTimestamp: now,
+      bornHost,
+    }));
+    const started = performance.now();
+    const results = await this.store.append(records);
+    this.metrics.appendSeconds.observe((performance.now() - started) / 1000);
+    let bytes = 0;
+    for (const m of messages) bytes += m.body.length;
+    this.metrics.messagesIn.inc({ topic }, messages.length);
+    this.metrics.bytesIn.inc({ topic }, bytes);
+    this.#notify(topic);
+    sendJson(res, 200, {
+      results: results.map((r) => ({ messageId: r.messageId, queueId: r.queueId, queueOffset: r.queueOffset })),
+    });
+  }
+
+  /**
+   * Queues for a batch. FIFO messages hash their message group over all queues, so a group always
+   * lands in the same queue whichever broker takes the request; the batch must then map to one
+   * broker group. Other messages go round-robin over one broker group's queues: this broker's own
+   * when it has some, otherwise the next owner's.
+   */
+  #pickQueues(route: TopicRoute, messages: readonly MessageInput[]): number[] {
+    const n = route.queueGroups.length;
+    if (messages.some((m) => m.messageGroup !== undefined)) {
+      const ids = messages.map((m) =>
+        m.messageGroup === undefined ? this.#next(`q:${route.name}`, n) : hashString(m.messageGroup) % n,
+      );
+      const owners = new Set(ids.map((q) => route.queueGroups[q]));
+      if (owners.size > 1) {
+        throw new SkyrocketError(
+          'INVALID_ARGUMENT',
+          'the message groups of this batch live on different brokers; send them in separate batches',
+          { field: 'messages' },
+        );
+      }
+      return ids;
+    }
+    let queues = this.#localQueues(route);
+    if (queues.length === 0) {
+      const owners = this.#ownerGroups(route);
+      const owner = owners[this.#next(`g:${route.name}`, owners.length)] as string;
+      queues = [];
+      route.queueGroups.forEach((g, q) => g === owner && queues.push(q));
+    }
+    const start = this.#next(`q:${route.name}`, queues.length);
+    return messages.map((_, i) => queues[(start + i) % queues.length] as number);
+  }
+
+  #notify(topic: string): void {
+    const waiters = this.#waiters.get(topic);
+    if (waiters === undefined) return;
+    this.#waiters.delete(topic);
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when a message is stored in `topic`, at `untilMs`, or when the signal aborts. */
+  #waitForTopic(topic: string, untilMs: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(topic);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.#waiters.set(topic, waiters);
+      }
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters!.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, untilMs - this.#now()));
+      signal.addEventListener('abort', done);
+      waiters.add(done);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Consume
+
+  async #receive(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const groupName = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', groupName);
+    const raw = await readBody(req, 64 * 1024);
+    const body = parseJsonObject(raw);
+    const topic = validateTopicName(body['topic']);
+    const max = validateMaxMessages(body['max'] ?? limits.receiveMessagesDefaultCount, 'max');
+    const invisibleMs = validateInvisibleMs(body['invisibleMs'] ?? 30_000);
+    const waitMs = validateWaitMs(body['waitMs'] ?? 0);
+    const filter = body['filter'];
+    let tags: ReadonlySet<string> | undefined;
+    if (filter !== undefined && filter !== null) {
+      if (typeof filter !== 'object' || (filter as Record<string, unknown>)['type'] !== 'TAG') {
+        throw new SkyrocketError('INVALID_FILTER_EXPRESSION', 'filter must be {"type":"TAG","expression":"a || b"}', {
+          field: 'filter',
+        });
+      }
+      tags = parseTagExpression((filter as Record<string, unknown>)['expression']);
+    }
+    const clientId = body['clientId'];
+    if (clientId !== undefined && (typeof clientId !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(clientId))) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'clientId must be 1 to 128 printable ASCII characters', { field: 'clientId' });
+    }
+    const [group, route] = await Promise.all([this.#directory.group(groupName), this.#directory.topic(topic)]);
+    if (!route.readable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not readable`);
+    const request = { group, route, max, invisibleMs, tags, clientId: clientId as string | undefined };
+
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const deadline = this.#now() + waitMs;
+    let deliveries: Delivery[] | Array<Record<string, unknown>>;
+    if (ctx.internal) {
+      deliveries = await this.#receiveLocal(request, deadline, abort.signal);
+    } else {
+      deliveries = await this.#receiveAnywhere(ctx, request, raw, deadline, abort.signal);
+    }
+    if (abort.signal.aborted && deliveries.length > 0) {
+      this.#log.warn({ group: groupName, topic, count: deliveries.length }, 'receiver went away; messages reappear after their invisibility');
+    }
+    sendJson(res, 200, { messages: deliveries.map((d) => ('receiptHandle' in d && 'message' in d ? deliveryJson(d as Delivery) : d)) });
+  }
+
+  /** Long-polls this broker's queues of the topic until messages come or the deadline passes. */
+  async #receiveLocal(
+    r: { group: GroupInfo; route: TopicRoute; max: number; invisibleMs: number; tags: ReadonlySet<string> | undefined; clientId: string | undefined },
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<Delivery[]> {
+    const queueIds = this.#localQueues(r.route);
+    for (;;) {
+      if (signal.aborted) return [];
+      const got = await this.groups.receive({
+        group: r.group.name,
+        mode: r.group.mode,
+        topic: r.route.name,
+        queueIds,
+        clientId: r.clientId,
+        max: r.max,
+        invisibleMs: r.invisibleMs,
+        tags: r.tags,
+      });
+      if (got.length > 0) {
+        let bytes = 0;
+        for (const d of got) bytes += d.message.body.length;
+        this.metrics.messagesOut.inc({ topic: r.route.name }, got.length);
+        this.metrics.bytesOut.inc({ topic: r.route.name }, bytes);
+        return got;
+      }
+      const now = this.#now();
+      if (now >= deadline) return [];
+      const nextVisible = this.groups.nextVisibleAt(r.group.name, r.route.name, queueIds);
+      const until = Math.min(deadline, nextVisible !== undefined && nextVisible > now ? nextVisible : deadline);
+      await this.#waitForTopic(r.route.name, until, signal);
+    }
+  }
+
+  /**
+   * Receives across every broker group that owns queues of the topic: first a pass that does not
+   * wait, then, if nothing came, a long poll on all of them at once; the first to answer with
+   * messages ends the others' waits.
+   */
+  async #receiveAnywhere(
+    ctx: RequestContext,
+    r: { group: GroupInfo; route: TopicRoute; max: number; invisibleMs: number; tags: ReadonlySet<string> | undefined; clientId: string | undefined },
+    raw: Buffer,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<Array<Record<string, unknown>>> {
+    const owners = this.#ownerGroups(r.route);
+    const path = `/v1/groups/${encodeURIComponent(r.group.name)}/receive`;
+    const original = parseJsonObject(raw);
+    const forwardBody = (max: number, waitMs: number): string => JSON.stringify({ ...original, max, waitMs });
+    const fromOwner = async (owner: string, max: number, until: number, s: AbortSignal): Promise<Array<Record<string, unknown>>> => {
+      if (owner === this.config.brokerGroup) {
+        return (await this.#receiveLocal({ ...r, max }, until, s)).map(deliveryJson);
+      }
+      const reply = await this.#forward(owner, ctx, 'POST', path, forwardBody(max, Math.max(0, until - this.#now())), s);
+      if (reply.status !== 200) throw errorFromReply(reply);
+      return (reply.json['messages'] as Array<Record<string, unknown>>) ?? [];
+    };
+    // Pass 1: take what is there now, our own queues first.
+    const ordered = [...owners].sort((a, b) => (a === this.config.brokerGroup ? -1 : b === this.config.brokerGroup ? 1 : 0));
+    const out: Array<Record<string, unknown>> = [];
+    for (const owner of ordered) {
+      if (out.length >= r.max) break;
+      out.push(...(await fromOwner(owner, r.max - out.length, 0, signal)));
+    }
+    if (out.length > 0 || this.#now() >= deadline) return out;
+    // Pass 2: wait on every owner; each may return at most its share of `max`.
+    const share = Math.max(1, Math.floor(r.max / owners.length));
+    const stop = new AbortController();
+    signal.addEventListener('abort', () => stop.abort());
+    const results = await Promise.allSettled(
+      owners.map(async (owner) => {
+        const got = await fromOwner(owner, share, deadline, stop.signal);
+        if (got.length > 0) stop.abort();
+        return got;
+      }),
+    );
+    for (const result of results) {
+      if (result.status === 'fulfilled') out.push(...result.value);
+      else if ((result.reason as Error)?.name !== 'AbortError') throw result.reason;
+    }
+    return out.slice(0, r.max);
+  }
+
+  async #ack(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const raw = await readBody(req, 4 * 1024 * 1024);
+    const body = parseJsonObject(raw);
+    const topic = validateTopicName(body['topic']);
+    const handles = body['receiptHandles'];
+    if (!Array.isArray(handles) || handles.length === 0 || handles.length > limits.receiveMessagesMaxCount) {
+      throw new SkyrocketError('INVALID_ARGUMENT', `receiptHandles must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, {
+        field: 'receiptHandles',
+      });
+    }
+    await this.#directory.group(group);
+    const acked: string[] = [];
+    const failed: Array<{ receiptHandle: unknown; code: string; message: string }> = [];
+    const remote = new Map<string, unknown[]>();
+    for (const handle of handles) {
+      try {
+        const parsed = parseReceiptHandle(handle);
+        if (parsed.brokerGroup !== this.config.brokerGroup) {
+          if (ctx.internal) throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another broker group');
+          const list = remote.get(parsed.brokerGroup) ?? [];
+          list.push(handle);
+          remote.set(parsed.brokerGroup, list);
+          continue;
+        }
+        this.groups.ack(handle, group, topic);
+        acked.push(handle as string);
+      } catch (error) {
+        const e = toSkyrocketError(error);
+        failed.push({ receiptHandle: handle, code: e.code, message: e.message });
+      }
+    }
+    for (const [owner, list] of remote) {
+      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/ack`, JSON.stringify({ topic, receiptHandles: list }));
+      if (reply.status === 200) {
+        acked.push(...((reply.json['acked'] as string[]) ?? []));
+        failed.push(...((reply.json['failed'] as typeof failed) ?? []));
+      } else {
+        const e = errorFromReply(reply);
+        for (const h of list) failed.push({ receiptHandle: h, code: e.code, message: e.message });
+      }
+    }
+    if (acked.length === 0 && failed.length > 0) {
+      const first = failed[0]!;
+      throw new SkyrocketError(isErrorCode(first.code) ? first.code : 'INTERNAL_ERROR', first.message, { field: 'receiptHandles' });
+    }
+    sendJson(res, 200, { acked, failed });
+  }
+
+  async #changeInvisibility(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const raw = await readBody(req, 64 * 1024);
+    const body = parseJsonObject(raw);
+    const topic = validateTopicName(body['topic']);
+    const invisibleMs = validateInvisibleMs(body['invisibleMs']);
+    const parsed = parseReceiptHandle(body['receiptHandle']);
+    if (parsed.brokerGroup !== this.config.brokerGroup) {
+      if (ctx.internal) throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another broker group');
+      this.#relay(res, await this.#forward(parsed.brokerGroup, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/change-invisibility`, raw));
+      return;
+    }
+    await this.#directory.group(group);
+    const receiptHandle = this.groups.changeInvisibility(body['receiptHandle'], group, topic, invisibleMs);
+    sendJson(res, 200, { receiptHandle, visibleAt: parseReceiptHandle(receiptHandle).visibleUntilMs });
+  }
+
+  async #getOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const topic = validateTopicName(url.searchParams.get('topic') ?? undefined);
+    await this.#directory.group(group);
+    const route = await this.#directory.topic(topic);
+    const offsets: Array<{ queueId: number; committedOffset: number; minOffset: number; maxOffset: number }> = [];
+    for (const queueId of this.#localQueues(route)) {
+      const range = this.store.queueRange(topic, queueId);
+      offsets.push({ queueId, committedOffset: this.groups.committedOffset(group, topic, queueId), ...range });
+    }
+    if (!ctx.internal) {
+      for (const owner of this.#ownerGroups(route).filter((g) => g !== this.config.brokerGroup)) {
+        const reply = await this.#forward(owner, ctx, 'GET', `/v1/groups/${encodeURIComponent(group)}/offsets?topic=${encodeURIComponent(topic)}`);
+        if (reply.status !== 200) throw errorFromReply(reply);
+        offsets.push(...(reply.json['offsets'] as typeof offsets));
+      }
+    }
+    offsets.sort((a, b) => a.queueId - b.queueId);
+    sendJson(res, 200, { group, topic, offsets });
+  }
+
+  async #putOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const raw = await readBody(req, 64 * 1024);
+    const body = parseJsonObject(raw);
+    const topic = validateTopicName(body['topic']);
+    const queueId = body['queueId'];
+    const offset = body['offset'];
+    await this.#directory.group(group);
+    const route = await this.#directory.topic(topic);
+    if (!Number.isSafeInteger(queueId) || (queueId as number) < 0 || (queueId as number) >= route.queueGroups.length) {
+      throw new SkyrocketError('QUEUE_NOT_FOUND', `topic ${topic} has no queue ${String(queueId)}`, { field: 'queueId' });
+    }
+    if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
+      throw new SkyrocketError('ILLEGAL_OFFSET', 'offset must be a non-negative integer', { field: 'offset' });
+    }
+    if (!this.#ownsQueue(route, queueId as number)) {
+      const owner = route.queueGroups[queueId as number] as string;
+      if (ctx.internal) throw new SkyrocketError('NOT_LEADER', 'queue is owned by another broker group');
+      this.#relay(res, await this.#forward(owner, ctx, 'PUT', `/v1/groups/${encodeURIComponent(group)}/offsets`, raw));
+      return;
+    }
+    this.groups.setOffset(group, topic, queueId as number, offset as number);
+    sendJson(res, 200, { group, topic, queueId, committedOffset: this.groups.committedOffset(group, topic, queueId as number) });
+  }
+
+  /** Pull by offset, for stream readers that keep their own position. */
+  async #pull(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+    const topic = validateTopicName(p['topic']);
+    const ctx = await this.#auth(req, 'subscribe', '*');
+    const queueId = Number(p['queueId']);
+    const offset = Number(url.searchParams.get('offset') ?? 0);
+    const max = validateMaxMessages(Number(url.searchParams.get('max') ?? 32), 'max');
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new SkyrocketError('ILLEGAL_OFFSET', 'offset must be a non-negative integer', { field: 'offset' });
+    }
+    const route = await this.#directory.topic(topic);
+    if (!Number.isSafeInteger(queueId) || queueId < 0 || queueId >= route.queueGroups.length) {
+      throw new SkyrocketError('QUEUE_NOT_FOUND', `topic ${topic} has no queue ${p['queueId']}`, { field: 'queueId' });
+    }
+    if (!this.#ownsQueue(route, queueId)) {
+      if (ctx.internal) throw new SkyrocketError('NOT_LEADER', 'queue is owned by another broker group');
+      const owner = route.queueGroups[queueId] as string;
+      this.#relay(res, await this.#forward(owner, ctx, 'GET', `${url.pathname}${url.search}`));
+      return;
+    }
+    const read = await this.store.read(topic, queueId, offset, { maxMessages: max });
+    sendJson(res, 200, {
+      status: read.status,
+      messages: read.messages.map(messageJson),
+      nextOffset: read.nextOffset,
+      minOffset: read.minOffset,
+      maxOffset: read.maxOffset,
+    });
+  }
+
+  async #getMessage(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const ctx = await this.#auth(req, 'subscribe', '*');
+    const id = p['messageId'] ?? '';
+    const { brokerId } = decodeMessageId(id);
+    if (brokerId !== this.config.brokerId) {
+      if (ctx.internal) throw new SkyrocketError('MESSAGE_NOT_FOUND', `message ${id} is not stored on this broker`);
+      const url = await this.#directory.brokerUrl(brokerId);
+      if (url === undefined) throw new SkyrocketError('MESSAGE_NOT_FOUND', `the broker that stored ${id} is not available`);
+      const reply = await fetch(`${url}/v1/messages/${encodeURIComponent(id)}`, {
+        headers: { [internalHeader]: this.config.internalSecret, [principalHeader]: ctx.principal.name },
+      });
+      this.#relay(res, { status: reply.status, json: await reply.json() });
+      return;
+    }
+    const message = await this.store.getById(id);
+    if (message === undefined) throw new SkyrocketError('MESSAGE_NOT_FOUND', `no message ${id}`);
+    sendJson(res, 200, messageJson(message));
+  }
+
+  async #queryByKey(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+    const topic = validateTopicName(p['topic']);
+    const ctx = await this.#auth(req, 'subscribe', '*');
+    const key = url.searchParams.get('key');
+    if (key === null || key === '') throw new SkyrocketError('INVALID_ARGUMENT', 'key is required', { field: 'key' });
+    const from = url.searchParams.has('from') ? Number(url.searchParams.get('from')) : 0;
+    const to = url.searchParams.has('to') ? Number(url.searchParams.get('to')) : Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'from and to must be epoch milliseconds with from <= to', { field: 'from' });
+    }
+    const route = await this.#directory.topic(topic);
+    const found: Array<Record<string, unknown>> = [];
+    if (this.#localQueues(route).length > 0 || ctx.internal) {
+      for (const m of await this.store.queryByKey(topic, key, { fromMs: from, toMs: to, max: 64 })) found.push(messageJson(m));
+    }
+    if (!ctx.internal) {
+      for (const owner of this.#ownerGroups(route).filter((g) => g !== this.config.brokerGroup)) {
+        const reply = await this.#forward(owner, ctx, 'GET', `${url.pathname}${url.search}`);
+        if (reply.status !== 200) throw errorFromReply(reply);
+        found.push(...(reply.json['messages'] as Array<Record<string, unknown>>));
+      }
+    }
+    found.sort((a, b) => (b['storedAt'] as number) - (a['storedAt'] as number));
+    sendJson(res, 200, { messages: found });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /**
+   * Graceful stop: refuse new requests, let running ones finish (up to the grace period), then
+   * flush and close the store.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#log.info({ brokerId: this.config.brokerId }, 'broker stopping');
+    for (const topic of [...this.#waiters.keys()]) this.#notify(topic);
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const deadline = Date.now() + this.config.shutdownGraceMs;
+    while (this.#inflightRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.#server.closeAllConnections();
+    await closed;
+    this.groups.close();
+    await this.store.close();
+    this.#log.info({ brokerId: this.config.brokerId }, 'broker stopped');
+  }
+}
+
+function routeLabel(pathname: string): string {
+  return pathname
+    .split('/')
+    .map((part, i, all) => {
+      const prev = all[i - 1];
+      if (prev === 'topics' || prev === 'groups' || prev === 'messages' || prev === 'queues') return `:${prev}`;
+      return part;
+    })
+    .join('/');
+}
+
+function parseJsonObject(raw: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw new SkyrocketError('MALFORMED_JSON', `request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new SkyrocketError('MALFORMED_JSON', 'request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+const base64Pattern = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Turns the API's `body` + `bodyEncoding` into bytes, leaving every other check to validation. */
+function decodeBodies(messages: unknown, topic: string): unknown {
+  if (!Array.isArray(messages)) {
+    throw new SkyrocketError('INVALID_ARGUMENT', 'messages must be a list', { field: 'messages' });
+  }
+  return messages.map((m, i) => {
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) return m;
+    const { body, bodyEncoding, ...rest } = m as Record<string, unknown>;
+    const field = `messages[${i}].body`;
+    if (typeof body !== 'string') throw new SkyrocketError('INVALID_ARGUMENT', 'body must be a string', { field });
+    let bytes: Buffer;
+    if (bodyEncoding === undefined || bodyEncoding === 'utf8') {
+      bytes = Buffer.from(body, 'utf8');
+    } else if (bodyEncoding === 'base64') {
+      if (body.length % 4 !== 0 || !base64Pattern.test(body)) {
+        throw new SkyrocketError('INVALID_ARGUMENT', 'body is not valid base64', { field });
+      }
+      bytes = Buffer.from(body, 'base64');
+    } else {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'bodyEncoding must be utf8 or base64', { field: `messages[${i}].bodyEncoding` });
+    }
+    if ('topic' in rest) throw new SkyrocketError('INVALID_ARGUMENT', 'unknown message field', { field: `messages[${i}].topic` });
+    return { ...rest, topic, body: bytes };
+  });
+}
+
+function bodyJson(body: Uint8Array): { body: string; bodyEncoding: 'utf8' | 'base64' } {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return isUtf8(buf) ? { body: buf.toString('utf8'), bodyEncoding: 'utf8' } : { body: buf.toString('base64'), bodyEncoding: 'base64' };
+}
+
+export function messageJson(m: StoredMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    messageId: m.messageId,
+    topic: m.topic,
+    ...bodyJson(m.body),
+    tag: m.tag ?? null,
+    keys: m.keys,
+    properties: m.properties,
+    queueId: m.queueId,
+    queueOffset: m.queueOffset,
+    bornAt: m.bornTimestamp,
+    storedAt: m.storeTimestamp,
+    deliveryAttempt: m.deliveryAttempt,
+  };
+  if (m.messageGroup !== undefined) out['messageGroup'] = m.messageGroup;
+  return out;
+}
+
+function deliveryJson(d: Delivery): Record<string, unknown> {
+  return { ...messageJson(d.message), receiptHandle: d.receiptHandle };
+}
+
+function topicJson(t: TopicRoute): Record<string, unknown> {
+  return { name: t.name, type: t.type, queues: t.queueGroups.length, readable: t.readable, writable: t.writable };
+}
+
+function errorFromReply(reply: { status: number; json: Record<string, unknown> }): SkyrocketError {
+  const error = reply.json['error'] as { code?: string; message?: string } | undefined;
+  const code = error?.code;
+  return new SkyrocketError(
+    isErrorCode(code) ? code : 'INTERNAL_ERROR',
+    error?.message ?? `another broker answered ${reply.status}`,
+  );
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** FNV-1a over UTF-16 code units: stable across processes and versions, cheap. */
+export function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

@@ -1,0 +1,378 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SkyrocketError } from '../../../core/errors.ts';
+import type { StoredMessage } from '../../../core/message.ts';
+import type { MessageStore } from '../store/index.ts';
+import { assignQueues } from './assignment.ts';
+import { encodeReceiptHandle, verifyReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
+
+/**
+ * Consumption state of the queues this broker owns: for each (group, topic, queue) where the group
+ * has read to, which deliveries are in flight and until when they stay invisible. It is the pop
+ * model of RocketMQ 5 and SQS: a receive hides messages behind receipt handles; an ack ends a
+ * delivery; a delivery whose invisibility runs out is delivered again with its attempt counted up.
+ *
+ * A queue position is "done" when it is below `popOffset` and not in flight. The committed offset
+ * (reported as the group's offset, and used for lag) is the lowest in-flight offset, or
+ * `popOffset` when nothing is in flight. State is snapshotted to disk every `snapshotIntervalMs`
+ * and on close: after a restart, acked work is not replayed, and deliveries that were in flight
+ * become visible at once.
+ */
+export interface ConsumerGroupsOptions {
+  store: MessageStore;
+  /** The broker group this broker belongs to: written into receipt handles for routing. */
+  brokerGroup: string;
+  /** Signs receipt handles. Kept in the data dir so handles survive a restart of this process. */
+  dataDir: string;
+  now?: () => number;
+  /** @default 10000 */
+  maxInflightPerQueue?: number;
+  /** A clustering member not heard from for this long loses its queues. @default 30000 */
+  memberTimeoutMs?: number;
+  /** @default 1000 */
+  snapshotIntervalMs?: number;
+}
+
+export type ConsumeMode = 'CLUSTERING' | 'BROADCASTING';
+
+export interface ReceiveRequest {
+  group: string;
+  mode: ConsumeMode;
+  topic: string;
+  /** The topic's queues that this broker owns. */
+  queueIds: readonly number[];
+  /** Identifies the consumer: required for broadcasting, enables queue assignment for clustering. */
+  clientId?: string | undefined;
+  max: number;
+  invisibleMs: number;
+  /** Tag filter; undefined means every message. */
+  tags?: ReadonlySet<string> | undefined;
+}
+
+export interface Delivery {
+  message: StoredMessage;
+  receiptHandle: string;
+}
+
+interface InFlight {
+  visibleAt: number;
+  attempt: number;
+  nonce: string;
+}
+
+interface QueueState {
+  popOffset: number;
+  inflight: Map<number, InFlight>;
+  busy: boolean;
+}
+
+interface Snapshot {
+  version: 1;
+  queues: Array<{ key: string; popOffset: number; inflight: Array<[number, number]> }>;
+}
+
+export class ConsumerGroups {
+  readonly #store: MessageStore;
+  readonly #brokerGroup: string;
+  readonly #secret: Buffer;
+  readonly #now: () => number;
+  readonly #maxInflight: number;
+  readonly #memberTimeoutMs: number;
+  readonly #file: string;
+  readonly #states = new Map<string, QueueState>();
+  /** (group, topic) -> member -> last seen. */
+  readonly #members = new Map<string, Map<string, number>>();
+  readonly #assignments = new Map<string, Map<number, string>>();
+  #dirty = false;
+  #timer: NodeJS.Timeout;
+
+  constructor(options: ConsumerGroupsOptions) {
+    this.#store = options.store;
+    this.#brokerGroup = options.brokerGroup;
+    this.#now = options.now ?? Date.now;
+    this.#maxInflight = options.maxInflightPerQueue ?? 10_000;
+    this.#memberTimeoutMs = options.memberTimeoutMs ?? 30_000;
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    this.#secret = loadSecret(path.join(options.dataDir, 'receipt-secret'));
+    this.#file = path.join(options.dataDir, 'consumer-offsets.json');
+    this.#load();
+    this.#timer = setInterval(() => this.snapshot(), options.snapshotIntervalMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  #load(): void {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.#file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    const snapshot = JSON.parse(text) as Snapshot;
+    for (const q of snapshot.queues) {
+      // In-flight deliveries of the previous run become visible now, their attempt kept.
+      const inflight = new Map<number, InFlight>();
+      for (const [offset, attempt] of q.inflight) inflight.set(offset, { visibleAt: 0, attempt, nonce: '' });
+      this.#states.set(q.key, { popOffset: q.popOffset, inflight, busy: false });
+    }
+  }
+
+  /** Writes the state to disk (atomically) if it changed. */
+  snapshot(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    const snapshot: Snapshot = { version: 1, queues: [] };
+    for (const [key, st] of this.#states) {
+      snapshot.queues.push({ key, popOffset: st.popOffset, inflight: [...st.inflight].map(([o, f]) => [o, f.attempt]) });
+    }
+    const tmp = `${this.#file}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, JSON.stringify(snapshot));
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.#file);
+  }
+
+  #state(stateKey: string, topic: string, queueId: number): QueueState {
+    let st = this.#states.get(stateKey);
+    if (st === undefined) {
+      // A new group starts at the earliest message still retained.
+      st = { popOffset: this.#store.queueRange(topic, queueId).minOffset, inflight: new Map(), busy: false };
+      this.#states.set(stateKey, st);
+      this.#dirty = true;
+    }
+    return st;
+  }
+
+  /** The queues a receive may take from: for clustering with a client id, its assigned ones. */
+  assignedQueues(req: Pick<ReceiveRequest, 'group' | 'mode' | 'topic' | 'queueIds' | 'clientId'>): number[] {
+    if (req.mode === 'BROADCASTING' || req.clientId === undefined) return [...req.queueIds];
+    const now = this.#now();
+    const key = `${req.group}\u0000${req.topic}`;
+    let members = this.#members.get(key);
+    if (members === undefined) {
+      members = new Map();
+      this.#members.set(key, members);
+    }
+    const before = [...members.keys()].filter((m) => (members.get(m) as number) > now - this.#memberTimeoutMs);
+    members.set(req.clientId, now);
+    const live = [...members.keys()].filter((m) => (members.get(m) as number) > now - this.#memberTimeoutMs);
+    for (const m of [...members.keys()]) if (!live.includes(m)) members.delete(m);
+    let assignment = this.#assignments.get(key);
+    const changed = assignment === undefined || before.length !== live.length || !before.includes(req.clientId);
+    const queuesChanged = assignment !== undefined && req.queueIds.some((q) => !assignment!.has(q));
+    if (changed || queuesChanged) {
+      const backlog = new Map(req.queueIds.map((q) => [q, this.lag(req.group, req.topic, q)]));
+      assignment = assignQueues(req.queueIds, live, assignment ?? new Map(), backlog);
+      this.#assignments.set(key, assignment);
+    }
+    return req.queueIds.filter((q) => assignment!.get(q) === req.clientId);
+  }
+
+  /** Live members of a clustering group on this broker, with their queues. */
+  members(group: string, topic: string): Array<{ clientId: string; queueIds: number[] }> {
+    const assignment = this.#assignments.get(`${group}\u0000${topic}`) ?? new Map<number, string>();
+    const now = this.#now();
+    const members = this.#members.get(`${group}\u0000${topic}`) ?? new Map<string, number>();
+    return [...members]
+      .filter(([, seen]) => seen > now - this.#memberTimeoutMs)
+      .map(([clientId]) => ({ clientId, queueIds: [...assignment].filter(([, m]) => m === clientId).map(([q]) => q) }));
+  }
+
+  #stateKey(group: string, mode: ConsumeMode, clientId: string | undefined, topic: string, queueId: number): string {
+    if (mode === 'BROADCASTING') {
+      if (clientId === undefined) {
+        throw new SkyrocketError('INVALID_ARGUMENT', 'a broadcasting group needs a clientId per consumer', { field: 'clientId' });
+      }
+      return `${group}#${clientId}\u0000${topic}\u0000${queueId}`;
+    }
+    return `${group}\u0000${topic}\u0000${queueId}`;
+  }
+
+  /** Takes up to `max` visible messages from the given queues; does not wait. */
+  async receive(req: ReceiveRequest): Promise<Delivery[]> {
+    const out: Delivery[] = [];
+    const queues = this.assignedQueues(req);
+    // Start at a different queue each time so no queue starves.
+    const start = queues.length === 0 ? 0 : Math.floor(Math.random() * queues.length);
+    for (let i = 0; i < queues.length && out.length < req.max; i++) {
+      const queueId = queues[(start + i) % queues.length] as number;
+      const key = this.#stateKey(req.group, req.mode, req.clientId, req.topic, queueId);
+      const st = this.#state(key, req.topic, queueId);
+      if (st.busy) continue; // another receive is taking from this queue right now
+      st.busy = true;
+      try {
+        await this.#receiveFrom(req, key, queueId, st, out);
+      } finally {
+        st.busy = false;
+      }
+    }
+    return out;
+  }
+
+  async #receiveFrom(req: ReceiveRequest, key: string, queueId: number, st: QueueState, out: Delivery[]): Promise<void> {
+    const now = this.#now();
+    const handleGroup = req.mode === 'BROADCASTING' ? `${req.group}#${req.clientId}` : req.group;
+    // Deliveries whose invisibility ran out go first, oldest offset first.
+    const expired = [...st.inflight].filter(([, f]) => f.visibleAt <= now).sort(([a], [b]) => a - b);
+    for (const [offset, flight] of expired) {
+      if (out.length >= req.max) return;
+      const read = await this.#store.read(req.topic, queueId, offset, { maxMessages: 1 });
+      const message = read.messages[0];
+      if (message === undefined || message.queueOffset !== offset) {
+        st.inflight.delete(offset); // retention removed it, or it was damaged: nothing to deliver
+        this.#dirty = true;
+        continue;
+      }
+      flight.attempt += 1;
+      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+    }
+    const room = Math.min(req.max - out.length, this.#maxInflight - st.inflight.size);
+    if (room <= 0) return;
+    const read = await this.#store.read(req.topic, queueId, st.popOffset, { maxMessages: room, tags: req.tags });
+    for (const message of read.messages) {
+      const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '' };
+      st.inflight.set(message.queueOffset, flight);
+      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+    }
+    if (read.nextOffset !== st.popOffset) {
+      st.popOffset = read.nextOffset;
+      this.#dirty = true;
+    }
+  }
+
+  #deliver(req: ReceiveRequest, handleGroup: string, queueId: number, message: StoredMessage, flight: InFlight, now: number): Delivery {
+    flight.visibleAt = now + req.invisibleMs;
+    flight.nonce = randomBytes(9).toString('base64url');
+    this.#dirty = true;
+    const handle: ReceiptHandle = {
+      group: handleGroup,
+      topic: req.topic,
+      queueId,
+      queueOffset: message.queueOffset,
+      nonce: flight.nonce,
+      brokerGroup: this.#brokerGroup,
+      visibleUntilMs: flight.visibleAt,
+    };
+    return { message: { ...message, deliveryAttempt: flight.attempt }, receiptHandle: encodeReceiptHandle(handle, this.#secret) };
+  }
+
+  #flightFor(text: unknown, group: string, topic: string): { st: QueueState; handle: ReceiptHandle; flight: InFlight } {
+    const handle = verifyReceiptHandle(text, this.#secret);
+    const baseGroup = handle.group.split('#')[0];
+    if (baseGroup !== group || handle.topic !== topic) {
+      throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another group or topic', { field: 'receiptHandle' });
+    }
+    const st = this.#states.get(`${handle.group}\u0000${handle.topic}\u0000${handle.queueId}`);
+    const flight = st?.inflight.get(handle.queueOffset);
+    if (st === undefined || flight === undefined || flight.nonce !== handle.nonce) {
+      throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle was already used or its delivery expired', {
+        field: 'receiptHandle',
+      });
+    }
+    if (flight.visibleAt <= this.#now()) {
+      throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle expired: the message is visible again', {
+        field: 'receiptHandle',
+      });
+    }
+    return { st, handle, flight };
+  }
+
+  /** Ends a delivery. Throws INVALID_RECEIPT_HANDLE for a forged, expired or used handle. */
+  ack(receiptHandle: unknown, group: string, topic: string): void {
+    const { st, handle } = this.#flightFor(receiptHandle, group, topic);
+    st.inflight.delete(handle.queueOffset);
+    this.#dirty = true;
+  }
+
+  /** Hides the message for `invisibleMs` from now; returns the handle that replaces the old one. */
+  changeInvisibility(receiptHandle: unknown, group: string, topic: string, invisibleMs: number): string {
+    const { handle, flight } = this.#flightFor(receiptHandle, group, topic);
+    flight.visibleAt = this.#now() + invisibleMs;
+    flight.nonce = randomBytes(9).toString('base64url');
+    this.#dirty = true;
+    return encodeReceiptHandle({ ...handle, nonce: flight.nonce, visibleUntilMs: flight.visibleAt }, this.#secret);
+  }
+
+  /** The group's committed offset in a queue: everything below it is done. */
+  committedOffset(group: string, topic: string, queueId: number): number {
+    const st = this.#states.get(`${group}\u0000${topic}\u0000${queueId}`);
+    if (st === undefined) return this.#store.queueRange(topic, queueId).minOffset;
+    let min = st.popOffset;
+    for (const offset of st.inflight.keys()) if (offset < min) min = offset;
+    return min;
+  }
+
+  /** Messages of the queue not yet done by the group. */
+  lag(group: string, topic: string, queueId: number): number {
+    const { maxOffset } = this.#store.queueRange(topic, queueId);
+    return Math.max(0, maxOffset - this.committedOffset(group, topic, queueId));
+  }
+
+  inflightCount(group: string, topic: string, queueId: number): number {
+    return this.#states.get(`${group}\u0000${topic}\u0000${queueId}`)?.inflight.size ?? 0;
+  }
+
+  /** Moves a group's position in a queue (reset or skip); in-flight deliveries are dropped. */
+  setOffset(group: string, topic: string, queueId: number, offset: number): void {
+    const { minOffset, maxOffset } = this.#store.queueRange(topic, queueId);
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new SkyrocketError('ILLEGAL_OFFSET', `offset ${offset} is not a non-negative integer`, { field: 'offset' });
+    }
+    const st = this.#state(`${group}\u0000${topic}\u0000${queueId}`, topic, queueId);
+    st.popOffset = Math.min(Math.max(offset, minOffset), maxOffset);
+    st.inflight.clear();
+    this.#dirty = true;
+  }
+
+  /** The earliest moment an in-flight delivery of these queues becomes visible again. */
+  nextVisibleAt(group: string, topic: string, queueIds: readonly number[]): number | undefined {
+    let next: number | undefined;
+    for (const q of queueIds) {
+      const st = this.#states.get(`${group}\u0000${topic}\u0000${q}`);
+      if (st === undefined) continue;
+      for (const f of st.inflight.values()) if (next === undefined || f.visibleAt < next) next = f.visibleAt;
+    }
+    return next;
+  }
+
+  /** Clustering groups with consumption state on this broker. */
+  knownGroups(): string[] {
+    const groups = new Set<string>();
+    for (const key of this.#states.keys()) {
+      const group = key.split('\u0000')[0] as string;
+      if (!group.includes('#')) groups.add(group);
+    }
+    return [...groups];
+  }
+
+  /** Forgets a group everywhere on this broker. */
+  deleteGroup(group: string): void {
+    for (const key of [...this.#states.keys()]) {
+      const g = key.split('\u0000')[0] as string;
+      if (g === group || g.startsWith(`${group}#`)) this.#states.delete(key);
+    }
+    this.#dirty = true;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.snapshot();
+  }
+}
+
+function loadSecret(file: string): Buffer {
+  try {
+    const secret = fs.readFileSync(file);
+    if (secret.length === 32) return secret;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = randomBytes(32);
+  fs.writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
+}
