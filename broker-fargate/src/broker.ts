@@ -597,7 +597,8 @@ export class Broker {
   ): Promise<Delivery[]> {
     const queueIds = this.#localQueues(r.route);
     for (;;) {
-      if (signal.aborted) return [];
+      // A stopping broker answers its long polls at once (empty) so the drain does not wait.
+      if (signal.aborted || this.#stopping) return [];
       const got = await this.groups.receive({
         group: r.group.name,
         mode: r.group.mode,
