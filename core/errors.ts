@@ -35,6 +35,7 @@ export const errorCodes = {
   TOPIC_NOT_FOUND: { http: 404, rocketmq: 40402, retriable: false },
   CONSUMER_GROUP_NOT_FOUND: { http: 404, rocketmq: 40403, retriable: false },
   QUEUE_NOT_FOUND: { http: 404, rocketmq: 40400, retriable: false },
+  METHOD_NOT_ALLOWED: { http: 405, rocketmq: 40000, retriable: false },
   // 409: the thing exists, or changed under us.
   ALREADY_EXISTS: { http: 409, rocketmq: 42800, retriable: false },
   CONFLICT: { http: 409, rocketmq: 42800, retriable: true },

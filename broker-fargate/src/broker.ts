@@ -175,14 +175,14 @@ export class Broker {
         sendJson(res, 200, { status: 'ok', brokerId: this.config.brokerId, brokerGroup: this.config.brokerGroup });
         return;
       }
-      if (this.#stopping) {
+      if (this.#stopping && url.pathname !== '/readyz') {
         res.setHeader('connection', 'close');
         throw new SkyrocketError('SERVICE_UNAVAILABLE', 'the broker is shutting down; retry on another broker');
       }
       const match = this.#router.match(req.method ?? 'GET', url.pathname);
       if (match === 'NOT_FOUND') throw new SkyrocketError('NOT_FOUND', `no such endpoint: ${req.method} ${url.pathname}`);
       if (match === 'METHOD_NOT_ALLOWED') {
-        throw new SkyrocketError('BAD_REQUEST', `method ${req.method} is not allowed on ${url.pathname}`);
+        throw new SkyrocketError('METHOD_NOT_ALLOWED', `method ${req.method} is not allowed on ${url.pathname}`);
       }
       route = routeLabel(url.pathname);
       await match.handler(req, res, match.params, url);
@@ -244,8 +244,7 @@ export class Broker {
       if ((error as Error).name === 'AbortError') throw error;
       throw new SkyrocketError('SERVICE_UNAVAILABLE', `broker group ${brokerGroup} did not answer`, { cause: error });
     }
-    const json = (await response.json()) as Record<string, unknown>;
-    return { status: response.status, json };
+    return { status: response.status, json: await replyJson(response) };
   }
 
   /** Relays another broker's answer (success or error) unchanged. */
@@ -400,6 +399,7 @@ export class Broker {
   #localLag(group: string): Array<{ topic: string; queueId: number; committedOffset: number; maxOffset: number; lag: number; inflight: number }> {
     const out = [];
     for (const { topic, queueId } of this.store.queueIds()) {
+      if (!this.groups.hasState(group, topic, queueId)) continue; // a topic the group does not read
       const committedOffset = this.groups.committedOffset(group, topic, queueId);
       const { maxOffset } = this.store.queueRange(topic, queueId);
       out.push({
@@ -420,6 +420,7 @@ export class Broker {
     const seen = new Set<string>();
     for (const { topic, queueId } of this.store.queueIds()) {
       for (const group of this.groups.knownGroups()) {
+        if (!this.groups.hasState(group, topic, queueId)) continue;
         seen.add(group);
         this.metrics.consumerLag.set({ group, topic, queue: String(queueId) }, this.groups.lag(group, topic, queueId));
       }
@@ -656,12 +657,15 @@ export class Broker {
       out.push(...(await fromOwner(owner, r.max - out.length, 0, signal)));
     }
     if (out.length > 0 || this.#now() >= deadline) return out;
-    // Pass 2: wait on every owner; each may return at most its share of `max`.
-    const share = Math.max(1, Math.floor(r.max / owners.length));
+    // Pass 2: wait on the owners (at most `max` of them, so their shares never exceed `max`);
+    // the first to answer with messages ends the others' waits.
+    const start = this.#next(`w:${r.route.name}`, owners.length);
+    const waiting = Array.from({ length: Math.min(owners.length, r.max) }, (_, i) => owners[(start + i) % owners.length] as string);
+    const share = Math.floor(r.max / waiting.length);
     const stop = new AbortController();
     signal.addEventListener('abort', () => stop.abort());
     const results = await Promise.allSettled(
-      owners.map(async (owner) => {
+      waiting.map(async (owner) => {
         const got = await fromOwner(owner, share, deadline, stop.signal);
         if (got.length > 0) stop.abort();
         return got;
@@ -708,7 +712,13 @@ export class Broker {
       }
     }
     for (const [owner, list] of remote) {
-      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/ack`, JSON.stringify({ topic, receiptHandles: list }));
+      // Local handles are acked already: a failure elsewhere is reported per handle, not thrown.
+      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/ack`, JSON.stringify({ topic, receiptHandles: list })).catch(
+        (error: unknown) => {
+          const e = toSkyrocketError(error);
+          return { status: e.httpStatus, json: e.toJSON() as unknown as Record<string, unknown> };
+        },
+      );
       if (reply.status === 200) {
         acked.push(...((reply.json['acked'] as string[]) ?? []));
         failed.push(...((reply.json['failed'] as typeof failed) ?? []));
@@ -801,6 +811,7 @@ export class Broker {
       throw new SkyrocketError('ILLEGAL_OFFSET', 'offset must be a non-negative integer', { field: 'offset' });
     }
     const route = await this.#directory.topic(topic);
+    if (!route.readable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not readable`);
     if (!Number.isSafeInteger(queueId) || queueId < 0 || queueId >= route.queueGroups.length) {
       throw new SkyrocketError('QUEUE_NOT_FOUND', `topic ${topic} has no queue ${p['queueId']}`, { field: 'queueId' });
     }
@@ -828,10 +839,15 @@ export class Broker {
       if (ctx.internal) throw new SkyrocketError('MESSAGE_NOT_FOUND', `message ${id} is not stored on this broker`);
       const url = await this.#directory.brokerUrl(brokerId);
       if (url === undefined) throw new SkyrocketError('MESSAGE_NOT_FOUND', `the broker that stored ${id} is not available`);
-      const reply = await fetch(`${url}/v1/messages/${encodeURIComponent(id)}`, {
-        headers: { [internalHeader]: this.config.internalSecret, [principalHeader]: ctx.principal.name },
-      });
-      this.#relay(res, { status: reply.status, json: await reply.json() });
+      let reply: Response;
+      try {
+        reply = await fetch(`${url}/v1/messages/${encodeURIComponent(id)}`, {
+          headers: { [internalHeader]: this.config.internalSecret, [principalHeader]: ctx.principal.name },
+        });
+      } catch (error) {
+        throw new SkyrocketError('SERVICE_UNAVAILABLE', `broker ${brokerId} did not answer`, { cause: error });
+      }
+      this.#relay(res, { status: reply.status, json: await replyJson(reply) });
       return;
     }
     const message = await this.store.getById(id);
@@ -973,12 +989,28 @@ function topicJson(t: TopicRoute): Record<string, unknown> {
 }
 
 function errorFromReply(reply: { status: number; json: Record<string, unknown> }): SkyrocketError {
-  const error = reply.json['error'] as { code?: string; message?: string } | undefined;
+  const error = reply.json['error'] as { code?: string; message?: string; field?: string } | undefined;
   const code = error?.code;
   return new SkyrocketError(
     isErrorCode(code) ? code : 'INTERNAL_ERROR',
     error?.message ?? `another broker answered ${reply.status}`,
+    error?.field === undefined ? {} : { field: error.field },
   );
+}
+
+/** Another broker's JSON answer; anything else (a proxy's HTML error page) becomes a 503. */
+async function replyJson(response: Response): Promise<Record<string, unknown>> {
+  const text = await response.text();
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value === 'object' && value !== null) return value as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  return new SkyrocketError('SERVICE_UNAVAILABLE', `another broker answered ${response.status} without JSON`).toJSON() as unknown as Record<
+    string,
+    unknown
+  >;
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

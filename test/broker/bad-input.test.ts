@@ -129,7 +129,7 @@ describe('bad input', () => {
 
   it('unknown endpoints and methods', async () => {
     await expectRejected({ method: 'GET', path: '/v1/nothing-here' }, 404, 'NOT_FOUND');
-    await expectRejected({ method: 'PATCH', path: '/v1/topics' }, 400, 'BAD_REQUEST');
+    await expectRejected({ method: 'PATCH', path: '/v1/topics' }, 405, 'METHOD_NOT_ALLOWED');
   });
 
   it('stores a good batch whole after all those refusals', async () => {

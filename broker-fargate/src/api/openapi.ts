@@ -88,6 +88,7 @@ function jsonBody(schemaName: string, maxBytes: number): JsonObject {
     required: true,
     description: `A JSON object of at most ${size(maxBytes)}; larger requests answer 413 \`PAYLOAD_TOO_LARGE\`.`,
     content: jsonContent(ref(schemaName)),
+    'x-max-bytes': maxBytes,
   };
 }
 
@@ -947,6 +948,7 @@ const paths: JsonObject = {
           `A JSON object of at most ${sendRequestMaxBytes} bytes (base64 bodies of a full batch plus ` +
           'framing); larger requests answer 413 `PAYLOAD_TOO_LARGE`.',
         content: jsonContent(ref('SendRequest')),
+        'x-max-bytes': sendRequestMaxBytes,
       },
       responses: {
         '200': ok('Stored.', 'SendResult'),
@@ -1125,7 +1127,8 @@ const paths: JsonObject = {
         '`invisibleMs`. Each comes with a receipt handle: ack it before the invisibility ends, or the ' +
         'message becomes visible again and is delivered again with `deliveryAttempt` counted up. ' +
         'When nothing is visible, the request waits up to `waitMs` for a message to arrive (or an ' +
-        'unacked one to become visible again) and answers an empty list if none does.\n\n' +
+        'unacked one to become visible again) and answers an empty list if none does; a broker that ' +
+        'starts shutting down answers its waiting receives at once, empty.\n\n' +
         'Messages whose tag does not match `filter` are passed over: the group moves past them and ' +
         'will not receive them later.\n\n' +
         'Any broker serves any receive: it takes what is visible on every broker group that owns ' +
@@ -1301,7 +1304,7 @@ const description = `The broker's REST API.
 
 **Errors.** Every error answers \`{"error": {"code", "message", "retriable", "field"?}}\` (schema \`Error\`). \`code\` is stable and has one HTTP status; \`retriable\` says whether sending the same request again may succeed; \`field\` names the part of the request that is wrong as a path (\`messages[3].tag\`). Each operation lists the codes it can answer. Besides those: an unknown path answers 404 \`NOT_FOUND\`, a known path with a method it does not have answers 400 \`BAD_REQUEST\`, and while a broker shuts down every request but \`GET /healthz\` answers 503 \`SERVICE_UNAVAILABLE\` (retry on another broker).
 
-**Bodies.** Requests and responses are JSON. Message bodies travel as text (\`bodyEncoding: utf8\`) or base64 (\`bodyEncoding: base64\`). Limits follow RocketMQ 5: bodies up to ${size(limits.bodyMaxBytes)}, tags and keys up to ${size(limits.tagMaxBytes)}, at most ${limits.propertiesMaxCount} user properties; a request over a limit answers a 4xx error and nothing of it is stored.`;
+**Bodies.** Requests and responses are JSON. Message bodies travel as text (\`bodyEncoding: utf8\`) or base64 (\`bodyEncoding: base64\`). Limits follow RocketMQ 5: bodies up to ${size(limits.bodyMaxBytes)}, tags and keys up to ${size(limits.tagMaxBytes)}, at most ${limits.propertiesMaxCount} user properties; a request over a limit answers a 4xx error and nothing of it is stored. Each request body gives its size limit in \`x-max-bytes\`.`;
 
 export const openApiDocument: JsonObject = {
   openapi: '3.1.0',
@@ -1312,6 +1315,16 @@ export const openApiDocument: JsonObject = {
     { name: 'groups', description: 'Consumer groups (administration) and their lag.' },
     { name: 'consume', description: 'Receive, ack, change invisibility, offsets.' },
     { name: 'operations', description: 'Health, readiness, metrics, this document.' },
+  ],
+  servers: [
+    {
+      url: '{scheme}://{host}',
+      description: 'Any broker of the cluster, or the load balancer in front of them.',
+      variables: {
+        scheme: { enum: ['https', 'http'], default: 'https', description: 'https when the broker or the load balancer has a certificate.' },
+        host: { default: 'localhost:8080', description: 'Host and port (the broker listens on 8080 unless `SKYROCKET_PORT` says otherwise).' },
+      },
+    },
   ],
   security: [{ bearerAuth: [] }],
   paths,

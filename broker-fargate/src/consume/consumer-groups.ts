@@ -313,6 +313,11 @@ export class ConsumerGroups {
     return Math.max(0, maxOffset - this.committedOffset(group, topic, queueId));
   }
 
+  /** Whether the group has read this queue on this broker. */
+  hasState(group: string, topic: string, queueId: number): boolean {
+    return this.#states.has(`${group}\u0000${topic}\u0000${queueId}`);
+  }
+
   inflightCount(group: string, topic: string, queueId: number): number {
     return this.#states.get(`${group}\u0000${topic}\u0000${queueId}`)?.inflight.size ?? 0;
   }
