@@ -14,15 +14,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { getCiphers } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, HeadBucketCommand, type S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import dynalite from 'dynalite';
-import S3rver from 's3rver';
 
 /** How to reach one AWS-compatible service; plain data, so it can cross process boundaries. */
 export interface AwsEndpoint {
@@ -135,7 +133,11 @@ interface Running {
   stop(): Promise<void>;
 }
 
+// dynalite and s3rver are loaded on first use, so that importing the name server (as every broker
+// does) does not load two servers only local mode runs.
+
 async function startDynalite(dir: string, host: string, port: number): Promise<Running> {
+  const { default: dynalite } = await import('dynalite');
   // Tables become ACTIVE at once: nothing here gains from dynalite's simulated 500 ms delays.
   const server = dynalite({ path: dir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await listen(server, port, host);
@@ -143,15 +145,14 @@ async function startDynalite(dir: string, host: string, port: number): Promise<R
 }
 
 async function startS3rver(dir: string, host: string, port: number): Promise<Running> {
-  const s3rver = new S3rver({ address: host, port, silent: true, directory: dir });
-  const address = await s3rver.run();
-  return {
-    port: address.port,
-    stop: async () => {
-      if (s3rver.httpServer !== undefined) await closeServer(s3rver.httpServer);
-    },
-  };
+  const { default: S3rver } = await import('s3rver');
+  const server = createServer(new S3rver({ silent: true, directory: dir }).callback());
+  await listen(server, port, host);
+  return { port: (server.address() as AddressInfo).port, stop: () => closeServer(server) };
 }
+
+/** What `s3rver-process.ts` reports over IPC once it listens, or why it could not. */
+export type S3rverProcessMessage = { port: number } | { error: string };
 
 async function startS3rverChild(dir: string, host: string, port: number): Promise<Running> {
   const script = fileURLToPath(new URL('./s3rver-process.ts', import.meta.url));
@@ -161,10 +162,15 @@ async function startS3rverChild(dir: string, host: string, port: number): Promis
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = once(child, 'exit');
-  const ready = once(child, 'message') as Promise<[{ port: number }]>;
-  const first = await Promise.race([ready, exited.then(([code]) => code as number | null)]);
-  if (!Array.isArray(first)) throw new Error(`s3rver child process exited with code ${first} before it listened`);
-  return { port: first[0].port, stop: () => stopChild(child, exited) };
+  const first = await Promise.race([
+    once(child, 'message').then(([message]) => message as S3rverProcessMessage),
+    exited.then(([code]) => ({ error: `it exited with code ${code}` })),
+  ]);
+  if ('error' in first) {
+    child.kill();
+    throw new Error(`s3rver could not start on ${host}:${port}: ${first.error}`);
+  }
+  return { port: first.port, stop: () => stopChild(child, exited) };
 }
 
 /** The child exits when its IPC channel closes, which also happens if this process dies. */
@@ -173,6 +179,7 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
   await exited;
 }
 
+/** Listens, turning a failure such as EADDRINUSE into a rejection rather than an `error` event. */
 async function listen(server: Server, port: number, host: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,18 +1,9 @@
 import { GetItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SkyrocketError, type ErrorCode } from '../core/errors.ts';
 import { dynamoClient, uniquePrefix } from '../test/support/aws.ts';
-import {
-  authorize,
-  hashApiKey,
-  NameServer,
-  resolveRoute,
-  type Action,
-  type Broker,
-  type Permissions,
-  type Topic,
-} from './registry.ts';
+import { hashApiKey } from './auth.ts';
+import { NameServer, resolveRoute, type Broker, type Topic } from './registry.ts';
 import { ensureTables } from './tables.ts';
 
 const client: DynamoDBClient = dynamoClient();
@@ -331,62 +322,6 @@ describe('principals', () => {
     [{ name: 'p', permissions: null }, 'INVALID_ARGUMENT', 'permissions'],
   ] as const)('rejects %j with %s', async (input, code, field) => {
     await expectCode(ns.createPrincipal(input as never), code, field);
-  });
-});
-
-describe('authorize', () => {
-  const p = (permissions: Permissions) => ({ permissions });
-
-  it('follows the permission lists', () => {
-    expect(authorize(p({ admin: true }), 'admin', '')).toBe(true);
-    expect(authorize(p({ admin: true }), 'subscribe', 'any')).toBe(true);
-    expect(authorize(p({ publish: ['*'] }), 'admin', '')).toBe(false);
-    expect(authorize(p({ publish: ['orders'] }), 'publish', 'orders')).toBe(true);
-    expect(authorize(p({ publish: ['orders'] }), 'publish', 'order')).toBe(false);
-    expect(authorize(p({ publish: ['orders'] }), 'subscribe', 'orders')).toBe(false);
-    expect(authorize(p({ subscribe: ['*'] }), 'subscribe', 'g')).toBe(true);
-    expect(authorize(p({ subscribe: ['*'] }), 'publish', 'g')).toBe(false);
-    expect(authorize(p({}), 'publish', 'orders')).toBe(false);
-  });
-
-  const name = fc.constantFrom('a', 'b', 'orders', '%DLQ%g', '*');
-  const permissions: fc.Arbitrary<Permissions> = fc.record(
-    { admin: fc.boolean(), publish: fc.array(name, { maxLength: 4 }), subscribe: fc.array(name, { maxLength: 4 }) },
-    { requiredKeys: [] },
-  );
-  const action = fc.constantFrom<Action>('admin', 'publish', 'subscribe');
-
-  it('matches a reference model', () => {
-    fc.assert(
-      fc.property(permissions, action, name, (perms, act, resource) => {
-        const list = act === 'publish' ? perms.publish : act === 'subscribe' ? perms.subscribe : [];
-        const expected = perms.admin === true || (list ?? []).some((n) => n === '*' || n === resource);
-        expect(authorize(p(perms), act, resource)).toBe(expected);
-      }),
-    );
-  });
-
-  it('never loses access when permissions are added', () => {
-    fc.assert(
-      fc.property(permissions, permissions, action, name, (base, extra, act, resource) => {
-        const merged: Permissions = {
-          admin: base.admin === true || extra.admin === true,
-          publish: [...(base.publish ?? []), ...(extra.publish ?? [])],
-          subscribe: [...(base.subscribe ?? []), ...(extra.subscribe ?? [])],
-        };
-        if (authorize(p(base), act, resource)) expect(authorize(p(merged), act, resource)).toBe(true);
-      }),
-    );
-  });
-
-  it('grants one action only through that action’s own list, unless admin', () => {
-    fc.assert(
-      fc.property(fc.array(name), name, (names, resource) => {
-        expect(authorize(p({ publish: names }), 'subscribe', resource)).toBe(false);
-        expect(authorize(p({ subscribe: names }), 'publish', resource)).toBe(false);
-        expect(authorize(p({ publish: names, subscribe: names }), 'admin', resource)).toBe(false);
-      }),
-    );
   });
 });
 

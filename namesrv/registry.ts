@@ -14,7 +14,6 @@
  * A route resolves each queue to the address of its group's live leader.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
@@ -23,6 +22,7 @@ import {
   PutCommand,
   UpdateCommand,
   paginateScan,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { SkyrocketError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
@@ -33,6 +33,7 @@ import {
   validateQueueCount,
   validateTopicName,
 } from '../core/validate.ts';
+import { generateApiKey, hashApiKey, isWellFormedApiKey, wildcard, type Permissions, type Principal } from './auth.ts';
 import { tableNames, type TableNames } from './tables.ts';
 
 // ---- Brokers ----
@@ -166,27 +167,6 @@ export interface GroupUpdate {
   maxDeliveryAttempts?: number;
 }
 
-// ---- Principals ----
-
-export interface Permissions {
-  /** Manage topics, groups and principals, and publish and subscribe everywhere. @default false */
-  admin?: boolean;
-  /** Topics the principal may send to, or `'*'` for every topic. @default [] */
-  publish?: string[];
-  /** Consumer groups the principal may receive as, or `'*'` for every group. @default [] */
-  subscribe?: string[];
-}
-
-export interface Principal {
-  name: string;
-  permissions: Permissions;
-  /** SHA-256 of the API key, hex. Not a secret by itself, but never worth showing. */
-  keyHash: string;
-  createdAt: number;
-}
-
-export type Action = 'admin' | 'publish' | 'subscribe';
-
 // ---- Leases ----
 
 export interface Lease {
@@ -215,7 +195,6 @@ export interface NameServerOptions {
 const brokerTtlDefaultMs = 10_000;
 // One day: a longer TTL would make a dead broker or leader linger past any useful failover.
 const ttlMaxMs = 24 * 3600 * 1000;
-const wildcard = '*';
 
 export class NameServer {
   readonly tables: TableNames;
@@ -246,23 +225,17 @@ export class NameServer {
     const ttlMs = checkInteger(input.ttlMs ?? brokerTtlDefaultMs, 'ttlMs', 1, ttlMaxMs);
     const now = this.now();
     const update = setFields({ brokerGroup, address, role, epoch, heartbeatAt: now, expiresAt: now + ttlMs });
-    const out = await conditional(
-      'register broker',
-      this.#db.send(
-        new UpdateCommand({
-          TableName: this.tables.brokers,
-          Key: { brokerId },
-          ...update,
-          // A broker of a deposed leadership must not overwrite a newer registration of its slot.
-          ConditionExpression: 'attribute_not_exists(#epoch) OR #epoch <= :epoch',
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await this.#update('register broker', {
+      TableName: this.tables.brokers,
+      Key: { brokerId },
+      ...update,
+      // A broker of a deposed leadership must not overwrite a newer registration of its slot.
+      ConditionExpression: 'attribute_not_exists(#epoch) OR #epoch <= :epoch',
+    });
     if (out === undefined) {
       throw new SkyrocketError('CONFLICT', `broker ${brokerId} is registered under a newer epoch`, { field: 'epoch' });
     }
-    return decodeBroker(out.Attributes);
+    return decodeBroker(out);
   }
 
   /**
@@ -274,20 +247,14 @@ export class NameServer {
     checkId(brokerId, 'brokerId');
     checkInteger(ttlMs, 'ttlMs', 1, ttlMaxMs);
     const now = this.now();
-    const out = await conditional(
-      'broker heartbeat',
-      this.#db.send(
-        new UpdateCommand({
-          TableName: this.tables.brokers,
-          Key: { brokerId },
-          ...setFields({ heartbeatAt: now, expiresAt: now + ttlMs }, { '#brokerId': 'brokerId' }),
-          ConditionExpression: 'attribute_exists(#brokerId)',
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
+    const out = await this.#update('broker heartbeat', {
+      TableName: this.tables.brokers,
+      Key: { brokerId },
+      ...setFields({ heartbeatAt: now, expiresAt: now + ttlMs }, { '#brokerId': 'brokerId' }),
+      ConditionExpression: 'attribute_exists(#brokerId)',
+    });
     if (out === undefined) throw new SkyrocketError('NOT_FOUND', `broker ${brokerId} is not registered`, { field: 'brokerId' });
-    return decodeBroker(out.Attributes);
+    return decodeBroker(out);
   }
 
   /** Removes a broker's registration; removing an absent one is not an error. */
@@ -477,11 +444,8 @@ export class NameServer {
   }
 
   /**
-   * The principal an API key belongs to, or undefined for an unknown or malformed key.
-   *
-   * No secret is compared here, so nothing needs a constant-time comparison: the lookup is by
-   * the key's SHA-256, and timing how DynamoDB finds (or misses) a hash of an input an attacker
-   * chose tells them nothing about any stored key.
+   * The principal an API key belongs to, or undefined for an unknown or malformed key: one
+   * GetItem by the key's SHA-256 (see `auth.ts` on why no comparison needs constant time).
    */
   async authenticate(apiKey: unknown): Promise<Principal | undefined> {
     if (!isWellFormedApiKey(apiKey)) return undefined;
@@ -523,21 +487,15 @@ export class NameServer {
     const now = this.now();
     // The increment happens inside DynamoDB under the condition, so two acquirers that both saw
     // the lease expired cannot both win, and the item is never deleted, so the epoch never resets.
-    const taken = await conditional(
-      'acquire lease',
-      this.#db.send(
-        new UpdateCommand({
-          TableName: this.tables.leases,
-          Key: { brokerGroup },
-          UpdateExpression: 'SET #holder = :holder, #expiresAt = :expiresAt, #epoch = if_not_exists(#epoch, :zero) + :one',
-          ConditionExpression: 'attribute_not_exists(#epoch) OR #expiresAt <= :now',
-          ExpressionAttributeNames: { '#holder': 'holder', '#expiresAt': 'expiresAt', '#epoch': 'epoch' },
-          ExpressionAttributeValues: { ':holder': holder, ':expiresAt': now + ttlMs, ':zero': 0, ':one': 1, ':now': now },
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
-    if (taken !== undefined) return decodeLease(taken.Attributes);
+    const taken = await this.#update('acquire lease', {
+      TableName: this.tables.leases,
+      Key: { brokerGroup },
+      UpdateExpression: 'SET #holder = :holder, #expiresAt = :expiresAt, #epoch = if_not_exists(#epoch, :zero) + :one',
+      ConditionExpression: 'attribute_not_exists(#epoch) OR #expiresAt <= :now',
+      ExpressionAttributeNames: { '#holder': 'holder', '#expiresAt': 'expiresAt', '#epoch': 'epoch' },
+      ExpressionAttributeValues: { ':holder': holder, ':expiresAt': now + ttlMs, ':zero': 0, ':one': 1, ':now': now },
+    });
+    if (taken !== undefined) return decodeLease(taken);
     return this.#extendLease(brokerGroup, holder, undefined, ttlMs);
   }
 
@@ -559,19 +517,14 @@ export class NameServer {
    */
   async releaseLease(lease: Pick<Lease, 'brokerGroup' | 'holder' | 'epoch'>): Promise<boolean> {
     checkId(lease.brokerGroup, 'brokerGroup');
-    const out = await conditional(
-      'release lease',
-      this.#db.send(
-        new UpdateCommand({
-          TableName: this.tables.leases,
-          Key: { brokerGroup: lease.brokerGroup },
-          UpdateExpression: 'SET #expiresAt = :zero',
-          ConditionExpression: '#holder = :holder AND #epoch = :epoch',
-          ExpressionAttributeNames: { '#holder': 'holder', '#expiresAt': 'expiresAt', '#epoch': 'epoch' },
-          ExpressionAttributeValues: { ':holder': lease.holder, ':epoch': lease.epoch, ':zero': 0 },
-        }),
-      ),
-    );
+    const out = await this.#update('release lease', {
+      TableName: this.tables.leases,
+      Key: { brokerGroup: lease.brokerGroup },
+      UpdateExpression: 'SET #expiresAt = :zero',
+      ConditionExpression: '#holder = :holder AND #epoch = :epoch',
+      ExpressionAttributeNames: { '#holder': 'holder', '#expiresAt': 'expiresAt', '#epoch': 'epoch' },
+      ExpressionAttributeValues: { ':holder': lease.holder, ':epoch': lease.epoch, ':zero': 0 },
+    });
     return out !== undefined;
   }
 
@@ -593,21 +546,15 @@ export class NameServer {
       names['#epoch'] = 'epoch';
       values[':epoch'] = epoch;
     }
-    const out = await conditional(
-      'extend lease',
-      this.#db.send(
-        new UpdateCommand({
-          TableName: this.tables.leases,
-          Key: { brokerGroup },
-          UpdateExpression: 'SET #expiresAt = :expiresAt',
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
-    );
-    return out === undefined ? undefined : decodeLease(out.Attributes);
+    const out = await this.#update('extend lease', {
+      TableName: this.tables.leases,
+      Key: { brokerGroup },
+      UpdateExpression: 'SET #expiresAt = :expiresAt',
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+    return out === undefined ? undefined : decodeLease(out);
   }
 
   // ---- Item plumbing ----
@@ -627,6 +574,12 @@ export class NameServer {
       throw unavailable(`scan ${table}`, error);
     }
     return items;
+  }
+
+  /** A conditional UpdateItem: the item as updated, or undefined when the condition did not hold. */
+  async #update(what: string, input: Omit<UpdateCommandInput, 'ReturnValues'>): Promise<Record<string, unknown> | undefined> {
+    const out = await conditional(what, this.#db.send(new UpdateCommand({ ...input, ReturnValues: 'ALL_NEW' })));
+    return out === undefined ? undefined : (out.Attributes ?? {});
   }
 
   /** Puts a new item, failing with ALREADY_EXISTS if one with its key exists. */
@@ -689,35 +642,6 @@ export function resolveRoute(topic: Topic, brokers: readonly Broker[], nowMs: nu
     brokerGroup,
     leaderAddress: leaders.get(brokerGroup)?.address,
   }));
-}
-
-/**
- * Whether a principal may do `action` on `resource` (a topic for publish, a consumer group for
- * subscribe; ignored for admin). Admin may do everything; otherwise a resource must be listed by
- * name, or `'*'` must be listed, under the action.
- */
-export function authorize(principal: Pick<Principal, 'permissions'>, action: Action, resource: string): boolean {
-  const { admin, publish, subscribe } = principal.permissions;
-  if (admin === true) return true;
-  if (action === 'admin') return false;
-  const granted = action === 'publish' ? publish : subscribe;
-  return granted !== undefined && (granted.includes(wildcard) || granted.includes(resource));
-}
-
-/** A new API key: `sk_` and 32 random bytes in base64url (46 characters). */
-export function generateApiKey(): string {
-  return `sk_${randomBytes(32).toString('base64url')}`;
-}
-
-/** The SHA-256 of an API key, hex: the principals table's key. */
-export function hashApiKey(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
-}
-
-const apiKeyPattern = /^[\x21-\x7e]{16,256}$/;
-
-function isWellFormedApiKey(apiKey: unknown): apiKey is string {
-  return typeof apiKey === 'string' && apiKeyPattern.test(apiKey);
 }
 
 // ---- DynamoDB calls ----
@@ -879,8 +803,7 @@ function checkNames(value: unknown, field: string, validate: (name: unknown, fie
 // Items are checked as they are read, the pair of the checks made before they were written: a
 // stored item of the wrong shape is a broken invariant, not bad input.
 
-function decodeBroker(item: Record<string, unknown> | undefined): Broker {
-  assert(item !== undefined, 'broker item missing');
+function decodeBroker(item: Record<string, unknown>): Broker {
   const broker = item as unknown as Broker;
   assert(typeof broker.brokerId === 'string' && typeof broker.brokerGroup === 'string' && typeof broker.address === 'string');
   assert(brokerRoles.includes(broker.role), 'broker role');
@@ -912,8 +835,7 @@ function decodePrincipal(item: Record<string, unknown>): Principal {
   return principal;
 }
 
-function decodeLease(item: Record<string, unknown> | undefined): Lease {
-  assert(item !== undefined, 'lease item missing');
+function decodeLease(item: Record<string, unknown>): Lease {
   const lease = item as unknown as Lease;
   assert(typeof lease.brokerGroup === 'string' && typeof lease.holder === 'string', 'lease group and holder');
   assert(Number.isSafeInteger(lease.epoch) && lease.epoch >= 1 && Number.isSafeInteger(lease.expiresAt), 'lease epoch');

@@ -14,16 +14,8 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { SkyrocketError } from '../core/errors.ts';
-import {
-  hashApiKey,
-  resolveRoute,
-  type Broker,
-  type Group,
-  type NameServer,
-  type Principal,
-  type QueueRoute,
-  type Topic,
-} from './registry.ts';
+import { hashApiKey, type Principal } from './auth.ts';
+import { resolveRoute, type Broker, type Group, type NameServer, type QueueRoute, type Topic } from './registry.ts';
 
 /**
  * Published after every refresh: `{ durationMs, error? }`. A failed refresh keeps the previous

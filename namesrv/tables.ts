@@ -1,8 +1,8 @@
 /**
  * The name server's DynamoDB tables, as pure data, and their idempotent creation.
  *
- * The CDK stack builds its `Table`s from `tableDefinitions` too, so a deployed table and one made
- * by `ensureTables` (local mode, tests) always have the same keys. Every table has a single string
+ * `tableDefinitions` is plain data so that the CDK stack can build its `Table`s from it too, and a
+ * deployed table and one made by `ensureTables` (local mode, tests) always have the same keys. Every table has a single string
  * partition key and no sort key: each item is read and written alone, by conditional single-item
  * writes, because the embedded server has no transactions. Adding a table is one entry below.
  */

@@ -15,21 +15,17 @@ declare module 'dynalite' {
 }
 
 declare module 's3rver' {
-  import type { Server } from 'node:http';
-  import type { AddressInfo } from 'node:net';
+  import type { RequestListener } from 'node:http';
 
   interface S3rverOptions {
-    address?: string;
-    port?: number;
     silent?: boolean;
     /** Must exist; one subdirectory per bucket. */
     directory: string;
   }
 
+  /** A Koa application; `run()` would listen without handling `listen` errors, so we don't use it. */
   export default class S3rver {
     constructor(options: S3rverOptions);
-    httpServer: Server | undefined;
-    run(): Promise<AddressInfo>;
-    close(): Promise<void>;
+    callback(): RequestListener;
   }
 }

@@ -78,8 +78,12 @@ export class NamesrvDirectory implements Directory {
     return (find(await this.#cache.listBrokers()) ?? find(await this.#ns.listBrokers()))?.address;
   }
 
+  /**
+   * Unlike topics and groups, an unknown key is not re-read from DynamoDB: a flood of bad keys
+   * must not become a flood of reads. A new key works from the cache's next refresh (2 s).
+   */
   async authenticate(apiKey: string): Promise<Principal | undefined> {
-    const principal = (await this.#cache.authenticate(apiKey)) ?? (await this.#ns.authenticate(apiKey));
+    const principal = await this.#cache.authenticate(apiKey);
     return principal === undefined ? undefined : toPrincipal(principal);
   }
 }
