@@ -619,7 +619,7 @@ export class Broker {
       }
       const now = this.#now();
       if (now >= deadline) return [];
-      const nextVisible = this.groups.nextVisibleAt(r.group.name, r.route.name, queueIds);
+      const nextVisible = this.groups.nextVisibleAt(r.group.name, r.route.name, queueIds, r.group.mode, r.clientId);
       const until = Math.min(deadline, nextVisible !== undefined && nextVisible > now ? nextVisible : deadline);
       await this.#waitForTopic(r.route.name, until, signal);
     }

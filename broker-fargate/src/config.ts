@@ -91,8 +91,9 @@ export function loadConfig(source: Source): BrokerConfig {
   const brokerId = integer(source, v.brokerId, undefined, 0, 0xffffffff);
   const host = text(source, v.host, '127.0.0.1');
   const port = integer(source, v.port, 8080, 0, 65535);
-  const certFile = source[v.tlsCertFile];
-  const keyFile = source[v.tlsKeyFile];
+  // As for every variable, an empty value counts as unset.
+  const certFile = source[v.tlsCertFile] || undefined;
+  const keyFile = source[v.tlsKeyFile] || undefined;
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError(`${v.tlsCertFile} and ${v.tlsKeyFile} go together: give both or neither`);
   }

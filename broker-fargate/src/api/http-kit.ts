@@ -57,23 +57,30 @@ export class Router {
 /** Reads the whole body, refusing more than `limitBytes` (413, nothing stored). */
 export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? -1);
-    if (declared > limitBytes) {
-      reject(new SkyrocketError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes exceeds ${limitBytes}`));
+    const tooLarge = (declaredBytes?: number): void => {
+      // Stop keeping the bytes but drain the request, so the client reads a 413 rather than a
+      // reset connection (which clients tend to retry); the connection closes after the answer.
+      req.off('data', onData);
       req.resume();
-      return;
-    }
+      const what = declaredBytes === undefined ? 'request body' : `request body of ${declaredBytes} bytes`;
+      reject(new SkyrocketError('PAYLOAD_TOO_LARGE', `${what} exceeds ${limitBytes} bytes`));
+    };
+    const declared = Number(req.headers['content-length'] ?? -1);
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limitBytes) {
-        reject(new SkyrocketError('PAYLOAD_TOO_LARGE', `request body exceeds ${limitBytes} bytes`));
-        req.destroy();
+        tooLarge();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    if (declared > limitBytes) {
+      tooLarge(declared);
+      return;
+    }
+    req.on('data', onData);
     req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
     req.on('error', reject);
   });
@@ -110,5 +117,7 @@ export function sendError(res: ServerResponse, error: unknown): void {
     res.destroy();
     return;
   }
+  // The rest of an oversized body is not worth reading on this connection.
+  if (e.code === 'PAYLOAD_TOO_LARGE') res.setHeader('connection', 'close');
   sendJson(res, e.httpStatus, e.toJSON());
 }

@@ -114,8 +114,9 @@ describe('assignQueues', () => {
     // with c_i > base, so no balanced assignment keeps more than
     //   Σ min(c_i, base) + min(extra, #{i : c_i > base}),
     // and every other queue (including those of dead members or of none) must change owner. The
-    // algorithm hands its extra slots to the members with the most previous queues first, so it
-    // reaches that bound exactly.
+    // algorithm hands its extra slots first to members holding more than base (which of them gets
+    // one when there are too few is a tie-break that does not change the count), so it reaches
+    // that bound exactly.
     fc.assert(
       fc.property(scenarioArb, ({ queueIds, members, previous, backlog }) => {
         const result = assignQueues(queueIds, members, previous, backlog);

@@ -65,6 +65,8 @@ interface QueueState {
   popOffset: number;
   inflight: Map<number, InFlight>;
   busy: boolean;
+  /** Bumped by `setOffset`: a receive that read before the reset must not write its result. */
+  generation: number;
 }
 
 interface Snapshot {
@@ -114,7 +116,7 @@ export class ConsumerGroups {
       // In-flight deliveries of the previous run become visible now, their attempt kept.
       const inflight = new Map<number, InFlight>();
       for (const [offset, attempt] of q.inflight) inflight.set(offset, { visibleAt: 0, attempt, nonce: '' });
-      this.#states.set(q.key, { popOffset: q.popOffset, inflight, busy: false });
+      this.#states.set(q.key, { popOffset: q.popOffset, inflight, busy: false, generation: 0 });
     }
   }
 
@@ -141,7 +143,7 @@ export class ConsumerGroups {
     let st = this.#states.get(stateKey);
     if (st === undefined) {
       // A new group starts at the earliest message still retained.
-      st = { popOffset: this.#store.queueRange(topic, queueId).minOffset, inflight: new Map(), busy: false };
+      st = { popOffset: this.#store.queueRange(topic, queueId).minOffset, inflight: new Map(), busy: false, generation: 0 };
       this.#states.set(stateKey, st);
       this.#dirty = true;
     }
@@ -158,13 +160,15 @@ export class ConsumerGroups {
       members = new Map();
       this.#members.set(key, members);
     }
-    const before = [...members.keys()].filter((m) => (members.get(m) as number) > now - this.#memberTimeoutMs);
+    // The map is pruned on every call, so its keys are exactly the members live at the last call.
+    const before = [...members.keys()];
     members.set(req.clientId, now);
     const live = [...members.keys()].filter((m) => (members.get(m) as number) > now - this.#memberTimeoutMs);
     for (const m of [...members.keys()]) if (!live.includes(m)) members.delete(m);
     let assignment = this.#assignments.get(key);
     const changed = assignment === undefined || before.length !== live.length || !before.includes(req.clientId);
-    const queuesChanged = assignment !== undefined && req.queueIds.some((q) => !assignment!.has(q));
+    const queuesChanged =
+      assignment !== undefined && (assignment.size !== req.queueIds.length || req.queueIds.some((q) => !assignment!.has(q)));
     if (changed || queuesChanged) {
       const backlog = new Map(req.queueIds.map((q) => [q, this.lag(req.group, req.topic, q)]));
       assignment = assignQueues(req.queueIds, live, assignment ?? new Map(), backlog);
@@ -233,7 +237,9 @@ export class ConsumerGroups {
     }
     const room = Math.min(req.max - out.length, this.#maxInflight - st.inflight.size);
     if (room <= 0) return;
+    const generation = st.generation;
     const read = await this.#store.read(req.topic, queueId, st.popOffset, { maxMessages: room, tags: req.tags });
+    if (st.generation !== generation) return; // the position was moved while reading
     for (const message of read.messages) {
       const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '' };
       st.inflight.set(message.queueOffset, flight);
@@ -331,14 +337,21 @@ export class ConsumerGroups {
     const st = this.#state(`${group}\u0000${topic}\u0000${queueId}`, topic, queueId);
     st.popOffset = Math.min(Math.max(offset, minOffset), maxOffset);
     st.inflight.clear();
+    st.generation++;
     this.#dirty = true;
   }
 
   /** The earliest moment an in-flight delivery of these queues becomes visible again. */
-  nextVisibleAt(group: string, topic: string, queueIds: readonly number[]): number | undefined {
+  nextVisibleAt(
+    group: string,
+    topic: string,
+    queueIds: readonly number[],
+    mode: ConsumeMode = 'CLUSTERING',
+    clientId?: string,
+  ): number | undefined {
     let next: number | undefined;
     for (const q of queueIds) {
-      const st = this.#states.get(`${group}\u0000${topic}\u0000${q}`);
+      const st = this.#states.get(this.#stateKey(group, mode, clientId, topic, q));
       if (st === undefined) continue;
       for (const f of st.inflight.values()) if (next === undefined || f.visibleAt < next) next = f.visibleAt;
     }

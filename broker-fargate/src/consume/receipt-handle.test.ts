@@ -112,13 +112,15 @@ describe('receipt handles', () => {
     }
   });
 
-  // BUG (receipt-handle.ts, verifyReceiptHandle): Buffer.from(_, 'base64url') is lenient: it
+  // BUG (receipt-handle.ts, verifyReceiptHandle lines 84-88): Buffer.from(_, 'base64url') is lenient: it
   // ignores the unused low bits of the last character, accepts '+' and '/' for '-' and '_', and
   // verify only looks at the first two '.'-separated parts. So one delivery has many valid handle
   // texts (e.g. the MAC's last character 'w' -> 'x', or a '.junk' suffix), contrary to "any change
   // to the handle is refused". Not a forgery (the decoded fields are the same), but anything that
   // keys on the handle text (dedup, idempotency, audit) sees different handles for one delivery.
-  it('BUG: verify accepts non-canonical texts of a valid handle (single-character changes, extra "." suffix)', () => {
+  // Fix (after the MAC check, line 88): refuse unless
+  //   text === `${payload.toString('base64url')}.${given.toString('base64url')}`.
+  it('verify accepts non-canonical texts of a valid handle (single-character changes, extra "." suffix)', () => {
     const text = encodeReceiptHandle(sample, secret);
     const accepted: string[] = [];
     for (let i = 0; i < text.length; i++) {

@@ -87,5 +87,8 @@ export function verifyReceiptHandle(text: unknown, secret: Buffer): ReceiptHandl
   const given = Buffer.from(encodedMac, 'base64url');
   const expected = createHmac('sha256', secret).update(payload).digest().subarray(0, macBytes);
   if (given.length !== macBytes || !timingSafeEqual(given, expected)) throw invalid('signature does not match');
+  // base64url decoding is lenient (spare bits, '+' and '/', trailing parts): accept only the one
+  // canonical text, so a handle's text names exactly one handle.
+  if (text !== `${payload.toString('base64url')}.${given.toString('base64url')}`) throw invalid('not in canonical form');
   return handle;
 }

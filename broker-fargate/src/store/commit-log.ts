@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -216,7 +217,8 @@ export class CommitLog {
 
     // The log ends in the last local segment that starts at or before its end: that one is written
     // next. Choosing the newest local file instead would, after a crash that left the next segment
-    // allocated ahead, skip a whole segment of offsets and seal an empty one on every restart.
+    // allocated ahead, abandon the room left in the segment being written (and, were segments
+    // allocated as soon as one opens, skip a whole empty segment on every restart).
     const { segmentSizeBytes } = this.#options;
     const locals = this.#segments.filter((s) => s.fd !== undefined);
     let after = locals.findIndex((s) => s.baseOffset > report.endOffset);
@@ -246,12 +248,14 @@ export class CommitLog {
         // Everything before this segment is sealed: its offsets start the log's unwritten part.
         report.endOffset = current.baseOffset;
       }
+      const writePosition = report.endOffset - current.baseOffset;
+      assert(writePosition >= 0 && writePosition <= current.sizeBytes, `log end ${report.endOffset} outside the segment written next`);
       this.#segments = this.#segments.filter((s) => s !== current);
       this.#active = {
         baseOffset: current.baseOffset,
         fileBytes: current.sizeBytes,
         fd: current.fd as number,
-        writePosition: report.endOffset - current.baseOffset,
+        writePosition,
         lastStoredAtMs: current.lastStoredAtMs,
         path: path.join(dir, segmentFileName(current.baseOffset)),
       };
