@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeMessageId } from '../../../core/message-id.ts';
 import { tagHash } from '../../../core/tag-hash.ts';
 import { MessageStore, type MessageStoreOptions } from './message-store.ts';
 import { InMemorySegmentStore } from './segment-store.ts';
@@ -87,6 +88,15 @@ describe('MessageStore', () => {
     expect(byKey.map((m) => m.messageId).sort()).toEqual([results[0]!.messageId, results[1]!.messageId].sort());
     expect(await store.queryByKey('orders', 'invoice-9')).toHaveLength(1);
     expect(await store.queryByKey('other-topic', 'order-1')).toHaveLength(0);
+  });
+
+  it('answers a well-formed id that points into the middle of a record as not found', async () => {
+    const store = await open(tempDir());
+    const [r] = await store.append([message('ids', 0, 0)]);
+    const inside = encodeMessageId(7, r!.physicalOffset + 90);
+    expect(await store.getById(inside)).toBeUndefined();
+    expect(await store.getById(encodeMessageId(8, r!.physicalOffset))).toBeUndefined();
+    expect(await store.getById(r!.messageId)).toBeDefined();
   });
 
   it('filters by tag in the consume queue and confirms the tag on the record', async () => {

@@ -11,7 +11,7 @@ import { CommitLog, queueKey, type FlushMode, type RecoveryReport, type WrittenR
 import { ConsumeQueue, consumeQueueEntryBytes, decodeEntry } from './consume-queue.ts';
 import { publish } from './diagnostics.ts';
 import { KeyIndex } from './key-index.ts';
-import { decodeRecord, describeRecordError, isZeroSizedRecord, recordMaxBytes, systemProperty, viewOf, type DecodedRecord, type RecordInput } from './record.ts';
+import { decodeRecord, describeRecordError, readU64, isZeroSizedRecord, recordMaxBytes, systemProperty, viewOf, type DecodedRecord, type RecordInput } from './record.ts';
 import { LocalSegmentStore, type SegmentStore } from './segment-store.ts';
 
 const fdatasyncAsync = promisify(fs.fdatasync);
@@ -524,6 +524,11 @@ export class MessageStore {
     const r = decodeRecord(buf, 0);
     if (!r.ok) {
       if (r.error.kind === 'end' && !isZeroSizedRecord(buf, 0)) return undefined;
+      // An id is user input: one that points into the middle of a record finds bytes that do not
+      // claim to be a record here, and is simply not found. Only a record that names this offset
+      // as its own and fails verification is reported as damage.
+      const claims = buf.length >= 36 && readU64(buf, 28) === physicalOffset;
+      if (!claims && !isZeroSizedRecord(buf, 0)) return undefined;
       throw new SkyrocketError('STORE_CORRUPTED', `record at ${physicalOffset}: ${describeRecordError(r.error)}`);
     }
     if (r.record.physicalOffset !== physicalOffset) return undefined;
