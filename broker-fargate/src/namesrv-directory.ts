@@ -34,7 +34,8 @@ export class NamesrvDirectory implements Directory {
 
   async deleteTopic(name: string): Promise<void> {
     await this.#ns.deleteTopic(name);
-    void this.#cache.refresh().catch(() => undefined);
+    // This broker must stop serving the topic before it answers; others follow within a refresh.
+    await this.#cache.refresh().catch(() => undefined);
   }
 
   async group(name: string): Promise<GroupInfo> {
@@ -57,7 +58,7 @@ export class NamesrvDirectory implements Directory {
 
   async deleteGroup(name: string): Promise<void> {
     await this.#ns.deleteGroup(name);
-    void this.#cache.refresh().catch(() => undefined);
+    await this.#cache.refresh().catch(() => undefined);
   }
 
   async leaderUrl(brokerGroup: string): Promise<string> {

@@ -1,0 +1,397 @@
+import { SkyrocketError, isErrorCode, isSkyrocketError, type ErrorCode } from '../core/errors.ts';
+import type { MessageType } from '../core/message.ts';
+import { clientChannels, publish, type RequestEvent } from './diagnostics.ts';
+import {
+  Message,
+  ReceivedMessage,
+  encodeMessage,
+  type MessageJson,
+  type OutgoingMessage,
+  type ReceivedMessageJson,
+  type SendResult,
+} from './message.ts';
+
+export interface ClientOptions {
+  /** Base URL of any broker or of the load balancer in front of them: `https://mq.example.com`. */
+  endpoint: string;
+  /** An API key; it is sent as `Authorization: Bearer <apiKey>`. */
+  apiKey: string;
+  /**
+   * How long one request may take before it fails with REQUEST_TIMEOUT (retriable). A receive
+   * that long-polls gets its `waitMs` on top.
+   * @default 10000
+   */
+  timeoutMs?: number;
+  /**
+   * The `fetch` to send requests with: a wrapper can count, trace or fault-inject them.
+   * @default globalThis.fetch (Node's built-in undici, which keeps connections alive)
+   */
+  fetch?: typeof globalThis.fetch;
+}
+
+export interface Topic {
+  name: string;
+  type: MessageType;
+  queues: number;
+  readable: boolean;
+  writable: boolean;
+}
+
+export interface CreateTopicInput {
+  name: string;
+  /** @default 8 */
+  queues?: number;
+  /** @default 'NORMAL' */
+  type?: MessageType;
+}
+
+/** Which broker group owns each queue of a topic, and where that group's leader listens. */
+export interface TopicRoute {
+  topic: string;
+  type: MessageType;
+  queues: Array<{ queueId: number; brokerGroup: string; leader: string | null }>;
+}
+
+export type ConsumeMode = 'CLUSTERING' | 'BROADCASTING';
+
+export interface Group {
+  name: string;
+  mode: ConsumeMode;
+  orderly: boolean;
+  maxDeliveryAttempts: number;
+}
+
+export interface CreateGroupInput {
+  name: string;
+  /** CLUSTERING shares the messages among the group's consumers; BROADCASTING gives each consumer all. @default 'CLUSTERING' */
+  mode?: ConsumeMode;
+  /** @default false */
+  orderly?: boolean;
+  /** @default 16 */
+  maxDeliveryAttempts?: number;
+}
+
+export interface QueueLag {
+  topic: string;
+  queueId: number;
+  committedOffset: number;
+  maxOffset: number;
+  lag: number;
+  inflight: number;
+}
+
+export interface GroupStatus extends Group {
+  totalLag: number;
+  lag: QueueLag[];
+}
+
+export interface ReceiveInput {
+  topic: string;
+  /** Most messages to return. @default 32 */
+  max?: number;
+  /** How long the messages stay hidden from other receives: 10 s to 12 h. @default 30000 */
+  invisibleMs?: number;
+  /** Long poll: how long to wait for a message when none is there, up to 30 s. @default 0 */
+  waitMs?: number;
+  /** A tag expression (`created || paid`, `*`). @default every message */
+  filter?: string;
+  /** Names the consumer: required for BROADCASTING groups. @default none */
+  clientId?: string;
+}
+
+export interface AckResult {
+  acked: string[];
+  /** Handles the broker refused (expired, already acked, of another group). */
+  failed: Array<{ receiptHandle: string; code: ErrorCode; message: string }>;
+}
+
+export interface ChangeInvisibilityInput {
+  topic: string;
+  receiptHandle: string;
+  /** 10 s to 12 h from now. */
+  invisibleMs: number;
+}
+
+export interface ChangeInvisibilityResult {
+  /** The new handle; the old one no longer acks. */
+  receiptHandle: string;
+  /** Epoch milliseconds when the message becomes visible again. */
+  visibleAt: number;
+}
+
+export interface PullInput {
+  /** @default 0 */
+  offset?: number;
+  /** @default 32 */
+  max?: number;
+}
+
+export interface PullResult {
+  status: 'FOUND' | 'NO_NEW_MESSAGE' | 'NO_MATCHED_MESSAGE' | 'OFFSET_OVERFLOW';
+  messages: Message[];
+  nextOffset: number;
+  minOffset: number;
+  maxOffset: number;
+}
+
+export interface QueueOffsets {
+  queueId: number;
+  committedOffset: number;
+  minOffset: number;
+  maxOffset: number;
+}
+
+export interface SetOffsetInput {
+  topic: string;
+  queueId: number;
+  offset: number;
+}
+
+export interface SetOffsetResult {
+  group: string;
+  topic: string;
+  queueId: number;
+  committedOffset: number;
+}
+
+export interface QueryByKeyInput {
+  /** Epoch milliseconds, inclusive. @default 0 */
+  from?: number;
+  /** Epoch milliseconds, inclusive. @default no bound */
+  to?: number;
+}
+
+export interface RequestOptions {
+  /**
+   * Cancels the request; the call then rejects with the signal's reason, not a SkyrocketError.
+   * @default none
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * The REST API v1, one typed method per endpoint, without retries. Every failure is a
+ * `SkyrocketError`: the broker's own code, or SERVICE_UNAVAILABLE when no answer came and
+ * REQUEST_TIMEOUT when it came too late (both retriable).
+ */
+export class SkyrocketClient {
+  readonly endpoint: string;
+  readonly #apiKey: string;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof globalThis.fetch;
+
+  constructor(options: ClientOptions) {
+    this.endpoint = new URL(options.endpoint).href.replace(/\/+$/, '');
+    this.#apiKey = options.apiKey;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  // Topics.
+
+  async createTopic(input: CreateTopicInput): Promise<Topic> {
+    return this.#request('POST', '/v1/topics', input);
+  }
+
+  async listTopics(): Promise<Topic[]> {
+    return (await this.#request<{ topics: Topic[] }>('GET', '/v1/topics')).topics;
+  }
+
+  async getTopic(name: string): Promise<Topic> {
+    return this.#request('GET', `/v1/topics/${enc(name)}`);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    await this.#request('DELETE', `/v1/topics/${enc(name)}`);
+  }
+
+  async getRoute(topic: string): Promise<TopicRoute> {
+    return this.#request('GET', `/v1/topics/${enc(topic)}/route`);
+  }
+
+  /** Sends one batch: stored whole or not at all, on one broker group. */
+  async send(topic: string, messages: readonly OutgoingMessage[]): Promise<SendResult[]> {
+    const body = { messages: messages.map(encodeMessage) };
+    return (await this.#request<{ results: SendResult[] }>('POST', `/v1/topics/${enc(topic)}/messages`, body)).results;
+  }
+
+  // Consumer groups.
+
+  async createGroup(input: CreateGroupInput): Promise<Group> {
+    return this.#request('POST', '/v1/groups', input);
+  }
+
+  async listGroups(): Promise<Group[]> {
+    return (await this.#request<{ groups: Group[] }>('GET', '/v1/groups')).groups;
+  }
+
+  /** The group with its lag per topic and queue. */
+  async getGroup(name: string): Promise<GroupStatus> {
+    return this.#request('GET', `/v1/groups/${enc(name)}`);
+  }
+
+  async deleteGroup(name: string): Promise<void> {
+    await this.#request('DELETE', `/v1/groups/${enc(name)}`);
+  }
+
+  // Consume with receipt handles.
+
+  async receive(group: string, input: ReceiveInput, options: RequestOptions = {}): Promise<ReceivedMessage[]> {
+    const { filter, ...rest } = input;
+    const body = filter === undefined ? rest : { ...rest, filter: { type: 'TAG', expression: filter } };
+    const reply = await this.#request<{ messages: ReceivedMessageJson[] }>('POST', `/v1/groups/${enc(group)}/receive`, body, {
+      ...options,
+      waitMs: input.waitMs ?? 0,
+    });
+    return reply.messages.map((m) => new ReceivedMessage(m));
+  }
+
+  /**
+   * Acks deliveries. Handles the broker refuses are listed in `failed`; when it refuses all of
+   * them the call throws the first refusal instead.
+   */
+  async ack(group: string, topic: string, receiptHandles: readonly string[]): Promise<AckResult> {
+    return this.#request('POST', `/v1/groups/${enc(group)}/ack`, { topic, receiptHandles });
+  }
+
+  async changeInvisibility(group: string, input: ChangeInvisibilityInput): Promise<ChangeInvisibilityResult> {
+    return this.#request('POST', `/v1/groups/${enc(group)}/change-invisibility`, input);
+  }
+
+  // Consume by offset.
+
+  async pull(topic: string, queueId: number, input: PullInput = {}): Promise<PullResult> {
+    const query = new URLSearchParams({ offset: String(input.offset ?? 0), max: String(input.max ?? 32) });
+    const reply = await this.#request<Omit<PullResult, 'messages'> & { messages: MessageJson[] }>(
+      'GET',
+      `/v1/topics/${enc(topic)}/queues/${queueId}/messages?${query}`,
+    );
+    return { ...reply, messages: reply.messages.map((m) => new Message(m)) };
+  }
+
+  async getOffsets(group: string, topic: string): Promise<QueueOffsets[]> {
+    const path = `/v1/groups/${enc(group)}/offsets?${new URLSearchParams({ topic })}`;
+    return (await this.#request<{ offsets: QueueOffsets[] }>('GET', path)).offsets;
+  }
+
+  async setOffset(group: string, input: SetOffsetInput): Promise<SetOffsetResult> {
+    return this.#request('PUT', `/v1/groups/${enc(group)}/offsets`, input);
+  }
+
+  // Lookup.
+
+  async getMessage(messageId: string): Promise<Message> {
+    return new Message(await this.#request<MessageJson>('GET', `/v1/messages/${enc(messageId)}`));
+  }
+
+  /** Messages of the topic with this key, newest first (at most 64 per broker group). */
+  async queryByKey(topic: string, key: string, input: QueryByKeyInput = {}): Promise<Message[]> {
+    const query = new URLSearchParams({ key });
+    if (input.from !== undefined) query.set('from', String(input.from));
+    if (input.to !== undefined) query.set('to', String(input.to));
+    const reply = await this.#request<{ messages: MessageJson[] }>('GET', `/v1/topics/${enc(topic)}/messages?${query}`);
+    return reply.messages.map((m) => new Message(m));
+  }
+
+  async #request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: RequestOptions & { waitMs?: number } = {},
+  ): Promise<T> {
+    const started = performance.now();
+    const timeoutMs = this.#timeoutMs + (options.waitMs ?? 0);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#apiKey}`, accept: 'application/json' };
+    const init: RequestInit = {
+      method,
+      headers,
+      signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
+    };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let status: number | undefined;
+    let failure: unknown;
+    try {
+      const response = await this.#fetch(`${this.endpoint}${path}`, init);
+      status = response.status;
+      const text = await response.text();
+      if (!response.ok) throw errorFromResponse(response.status, text);
+      try {
+        return (text === '' ? undefined : JSON.parse(text)) as T;
+      } catch (error) {
+        throw new SkyrocketError('INTERNAL_ERROR', `${method} ${path} answered ${status} with a body that is not JSON`, { cause: error });
+      }
+    } catch (error) {
+      failure = this.#failure(error, options.signal, timeout, timeoutMs);
+      throw failure;
+    } finally {
+      if (clientChannels.request.hasSubscribers) {
+        const event: RequestEvent = { method, path, durationMs: performance.now() - started };
+        if (status !== undefined) event.status = status;
+        if (failure !== undefined) event.error = failure;
+        publish(clientChannels.request, event);
+      }
+    }
+  }
+
+  /** Names a failure: the broker's error, the caller's abort, a timeout, or no answer at all. */
+  #failure(error: unknown, callerSignal: AbortSignal | undefined, timeout: AbortSignal, timeoutMs: number): unknown {
+    if (isSkyrocketError(error)) return error;
+    if (callerSignal?.aborted === true) return callerSignal.reason;
+    if (timeout.aborted) {
+      return new SkyrocketError('REQUEST_TIMEOUT', `${this.endpoint} did not answer within ${timeoutMs} ms`, { cause: error });
+    }
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+    return new SkyrocketError('SERVICE_UNAVAILABLE', `could not reach ${this.endpoint}: ${reason}`, { cause: error });
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+/**
+ * The error of a non-2xx answer. The broker always sends `{"error":{code,message,field?}}`; a
+ * proxy or load balancer in between may not, and then the HTTP status picks the code.
+ */
+export function errorFromResponse(status: number, text: string): SkyrocketError {
+  let error: { code?: unknown; message?: unknown; field?: unknown } | undefined;
+  try {
+    error = (JSON.parse(text) as { error?: typeof error }).error;
+  } catch {
+    // not JSON: a proxy's error page
+  }
+  const message = typeof error?.message === 'string' ? error.message : text.slice(0, 200);
+  if (isErrorCode(error?.code)) {
+    return new SkyrocketError(error.code, message, { field: typeof error.field === 'string' ? error.field : undefined });
+  }
+  return new SkyrocketError(codeForStatus(status), `HTTP ${status}${error?.code === undefined ? '' : ` ${String(error.code)}`}: ${message}`);
+}
+
+function codeForStatus(status: number): ErrorCode {
+  switch (status) {
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 408:
+      return 'REQUEST_TIMEOUT';
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 429:
+      return 'TOO_MANY_REQUESTS';
+    case 502:
+    case 503:
+      return 'SERVICE_UNAVAILABLE';
+    case 504:
+      return 'UPSTREAM_TIMEOUT';
+    default:
+      return status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST';
+  }
+}
