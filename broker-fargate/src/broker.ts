@@ -22,6 +22,7 @@ import { readBody, readJson, Router, sendError, sendJson, toSkyrocketError, type
 import { openApiDocument } from './api/openapi.ts';
 import type { BrokerConfig } from './config.ts';
 import { ConsumerGroups, type Delivery } from './consume/consumer-groups.ts';
+import { DeadLetters } from './consume/dead-letters.ts';
 import { parseReceiptHandle } from './consume/receipt-handle.ts';
 import { authorize, type Action, type Directory, type GroupInfo, type Principal, type TopicRoute } from './directory.ts';
 import { BrokerMetrics } from './metrics.ts';
@@ -63,6 +64,7 @@ export class Broker {
   readonly config: BrokerConfig;
   readonly store: MessageStore;
   readonly groups: ConsumerGroups;
+  readonly deadLetters: DeadLetters;
   readonly metrics = new BrokerMetrics();
   readonly #directory: Directory;
   readonly #log: BrokerLogger;
@@ -87,6 +89,7 @@ export class Broker {
       dataDir: path.join(this.config.dataDir, 'consume'),
       now: this.#now,
     });
+    this.deadLetters = new DeadLetters(store, path.join(this.config.dataDir, 'consume'));
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
     this.#server = this.config.tls
       ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
@@ -160,6 +163,9 @@ export class Broker {
     r.on('POST', '/v1/groups/:group/receive', (req, res, p) => this.#receive(req, res, p));
     r.on('POST', '/v1/groups/:group/ack', (req, res, p) => this.#ack(req, res, p));
     r.on('POST', '/v1/groups/:group/change-invisibility', (req, res, p) => this.#changeInvisibility(req, res, p));
+    r.on('POST', '/v1/groups/:group/nack', (req, res, p) => this.#nack(req, res, p));
+    r.on('GET', '/v1/groups/:group/dlq', (req, res, p, url) => this.#listDeadLetters(req, res, p, url));
+    r.on('POST', '/v1/groups/:group/dlq/redrive', (req, res, p) => this.#redrive(req, res, p));
     r.on('GET', '/v1/groups/:group/offsets', (req, res, p, url) => this.#getOffsets(req, res, p, url));
     r.on('PUT', '/v1/groups/:group/offsets', (req, res, p) => this.#putOffsets(req, res, p));
     r.on('GET', '/v1/messages/:messageId', (req, res, p) => this.#getMessage(req, res, p));
@@ -609,6 +615,8 @@ export class Broker {
         max: r.max,
         invisibleMs: r.invisibleMs,
         tags: r.tags,
+        orderly: r.group.orderly,
+        maxDeliveryAttempts: r.group.maxDeliveryAttempts,
       });
       if (got.length > 0) {
         let bytes = 0;
@@ -750,6 +758,173 @@ export class Broker {
     await this.#directory.group(group);
     const receiptHandle = this.groups.changeInvisibility(body['receiptHandle'], group, topic, invisibleMs);
     sendJson(res, 200, { receiptHandle, visibleAt: parseReceiptHandle(receiptHandle).visibleUntilMs });
+  }
+
+  /** The consumer failed: the messages come back after the retry backoff (or `delayMs`). */
+  async #nack(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const raw = await readBody(req, 4 * 1024 * 1024);
+    const body = parseJsonObject(raw);
+    const topic = validateTopicName(body['topic']);
+    const handles = body['receiptHandles'];
+    if (!Array.isArray(handles) || handles.length === 0 || handles.length > limits.receiveMessagesMaxCount) {
+      throw new SkyrocketError('INVALID_ARGUMENT', `receiptHandles must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, {
+        field: 'receiptHandles',
+      });
+    }
+    const delayMs = body['delayMs'];
+    if (delayMs !== undefined && (!Number.isSafeInteger(delayMs) || (delayMs as number) < 0 || (delayMs as number) > limits.invisibleMaxMs)) {
+      throw new SkyrocketError('ILLEGAL_INVISIBLE_TIME', `delayMs must be an integer from 0 to ${limits.invisibleMaxMs}`, { field: 'delayMs' });
+    }
+    await this.#directory.group(group);
+    const nacked: Array<{ receiptHandle: string; visibleAt: number }> = [];
+    const failed: Array<{ receiptHandle: unknown; code: string; message: string }> = [];
+    const remote = new Map<string, unknown[]>();
+    for (const handle of handles) {
+      try {
+        const parsed = parseReceiptHandle(handle);
+        if (parsed.brokerGroup !== this.config.brokerGroup) {
+          if (ctx.internal) throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another broker group');
+          remote.set(parsed.brokerGroup, [...(remote.get(parsed.brokerGroup) ?? []), handle]);
+          continue;
+        }
+        nacked.push({ receiptHandle: handle as string, visibleAt: this.groups.nack(handle, group, topic, delayMs as number | undefined) });
+      } catch (error) {
+        const e = toSkyrocketError(error);
+        failed.push({ receiptHandle: handle, code: e.code, message: e.message });
+      }
+    }
+    for (const [owner, list] of remote) {
+      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/nack`, JSON.stringify({ ...body, receiptHandles: list })).catch(
+        (error: unknown) => {
+          const e = toSkyrocketError(error);
+          return { status: e.httpStatus, json: e.toJSON() as unknown as Record<string, unknown> };
+        },
+      );
+      if (reply.status === 200) {
+        nacked.push(...((reply.json['nacked'] as typeof nacked) ?? []));
+        failed.push(...((reply.json['failed'] as typeof failed) ?? []));
+      } else {
+        const e = errorFromReply(reply);
+        for (const h of list) failed.push({ receiptHandle: h, code: e.code, message: e.message });
+      }
+    }
+    if (nacked.length === 0 && failed.length > 0) {
+      const first = failed[0]!;
+      throw new SkyrocketError(isErrorCode(first.code) ? first.code : 'INTERNAL_ERROR', first.message, { field: 'receiptHandles' });
+    }
+    sendJson(res, 200, { nacked, failed });
+  }
+
+  /** Every broker group, this one first, for requests that gather from all of them. */
+  async #allGroups(): Promise<string[]> {
+    const groups = await this.#directory.brokerGroups();
+    return [this.config.brokerGroup, ...groups.filter((g) => g !== this.config.brokerGroup)];
+  }
+
+  async #listDeadLetters(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const max = validateMaxMessages(Number(url.searchParams.get('max') ?? 32), 'max');
+    await this.#directory.group(group);
+    const messages: Array<Record<string, unknown>> = [];
+    for (const owner of ctx.internal ? [this.config.brokerGroup] : await this.#allGroups()) {
+      if (messages.length >= max) break;
+      if (owner === this.config.brokerGroup) {
+        for (const d of await this.deadLetters.list(group, max - messages.length)) {
+          messages.push({ ...messageJson(d.message), originTopic: d.originTopic, brokerGroup: owner });
+        }
+        continue;
+      }
+      const reply = await this.#forward(owner, ctx, 'GET', `/v1/groups/${encodeURIComponent(group)}/dlq?max=${max - messages.length}`);
+      if (reply.status !== 200) throw errorFromReply(reply);
+      messages.push(...(reply.json['messages'] as Array<Record<string, unknown>>));
+    }
+    sendJson(res, 200, { group, messages });
+  }
+
+  /**
+   * Sends dead letters back to the topics they came from (all of them, or those named by id) as
+   * new messages with their delivery attempts reset, and stops listing them.
+   */
+  async #redrive(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const group = validateGroupName(p['group']);
+    const ctx = await this.#auth(req, 'subscribe', group);
+    const raw = await readBody(req, 1024 * 1024);
+    const body = raw.length === 0 ? {} : parseJsonObject(raw);
+    const ids = body['messageIds'];
+    if (ids !== undefined && (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string'))) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'messageIds must be a list of message ids', { field: 'messageIds' });
+    }
+    await this.#directory.group(group);
+    const wanted = ids === undefined ? undefined : new Set(ids as string[]);
+    let redriven = 0;
+    const failed: Array<{ messageId: string; code: string; message: string }> = [];
+    for (const owner of ctx.internal ? [this.config.brokerGroup] : await this.#allGroups()) {
+      if (owner !== this.config.brokerGroup) {
+        const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/dlq/redrive`, raw.length === 0 ? '{}' : raw);
+        if (reply.status !== 200) throw errorFromReply(reply);
+        redriven += reply.json['redriven'] as number;
+        failed.push(...((reply.json['failed'] as typeof failed) ?? []));
+        continue;
+      }
+      const letters = (await this.deadLetters.list(group, 100_000)).filter((d) => wanted === undefined || wanted.has(d.message.messageId));
+      for (const d of letters) {
+        try {
+          const route = await this.#directory.topic(d.originTopic);
+          const m = d.message;
+          const input: MessageInput = { topic: route.name, body: m.body, keys: m.keys, properties: m.properties };
+          if (m.tag !== undefined) input.tag = m.tag;
+          if (m.messageGroup !== undefined) input.messageGroup = m.messageGroup;
+          await this.#publishMessages(ctx, route, [input]);
+          this.deadLetters.markRedriven(group, [d.dlqOffset]);
+          redriven++;
+        } catch (error) {
+          const e = toSkyrocketError(error);
+          failed.push({ messageId: d.message.messageId, code: e.code, message: e.message });
+        }
+      }
+    }
+    sendJson(res, 200, { redriven, failed });
+  }
+
+  /** Stores validated messages in one broker group (here, or forwarded); returns their places. */
+  async #publishMessages(
+    ctx: RequestContext,
+    route: TopicRoute,
+    messages: readonly MessageInput[],
+  ): Promise<Array<{ messageId: string; queueId: number; queueOffset: number }>> {
+    const queueIds = this.#pickQueues(route, messages);
+    const target = route.queueGroups[queueIds[0] as number] as string;
+    if (target !== this.config.brokerGroup) {
+      const payload = JSON.stringify({
+        messages: messages.map((m) => {
+          const { topic: _topic, body, ...rest } = m;
+          return { ...rest, body: Buffer.from(body).toString('base64'), bodyEncoding: 'base64' };
+        }),
+      });
+      const reply = await this.#forward(target, ctx, 'POST', `/v1/topics/${encodeURIComponent(route.name)}/messages`, payload);
+      if (reply.status !== 200) throw errorFromReply(reply);
+      return reply.json['results'] as Array<{ messageId: string; queueId: number; queueOffset: number }>;
+    }
+    const now = this.#now();
+    const results = await this.store.append(
+      messages.map((m, i) => ({
+        topic: route.name,
+        queueId: queueIds[i] as number,
+        body: m.body,
+        tag: m.tag,
+        keys: m.keys,
+        properties: m.properties,
+        messageGroup: m.messageGroup,
+        bornTimestamp: now,
+        bornHost: this.config.advertisedUrl.slice(0, 255),
+      })),
+    );
+    this.metrics.messagesIn.inc({ topic: route.name }, messages.length);
+    this.#notify(route.name);
+    return results.map((r) => ({ messageId: r.messageId, queueId: r.queueId, queueOffset: r.queueOffset }));
   }
 
   async #getOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {

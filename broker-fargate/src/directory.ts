@@ -58,6 +58,8 @@ export interface Directory {
   deleteGroup(name: string): Promise<void>;
   /** The URL of a broker group's leader; throws SERVICE_UNAVAILABLE when none is alive. */
   leaderUrl(brokerGroup: string): Promise<string>;
+  /** Broker groups with a live leader. */
+  brokerGroups(): Promise<string[]>;
   /** The URL of the broker with this id, if alive. */
   brokerUrl(brokerId: number): Promise<string | undefined>;
   authenticate(apiKey: string): Promise<Principal | undefined>;

@@ -72,6 +72,13 @@ export class NamesrvDirectory implements Directory {
     return leader;
   }
 
+  async brokerGroups(): Promise<string[]> {
+    const now = this.#ns.now();
+    const groups = new Set<string>();
+    for (const b of await this.#cache.listBrokers()) if (b.role === 'LEADER' && b.expiresAt > now) groups.add(b.brokerGroup);
+    return [...groups].sort();
+  }
+
   async brokerUrl(brokerId: number): Promise<string | undefined> {
     const id = String(brokerId);
     const now = this.#ns.now();

@@ -714,6 +714,86 @@ const schemas: JsonObject = {
       },
     },
   },
+  NackRequest: {
+    type: 'object',
+    required: ['topic', 'receiptHandles'],
+    properties: {
+      topic: ref('TopicName'),
+      receiptHandles: { type: 'array', minItems: 1, maxItems: limits.receiveMessagesMaxCount, items: ref('ReceiptHandle') },
+      delayMs: {
+        type: 'integer',
+        minimum: 0,
+        maximum: limits.invisibleMaxMs,
+        description: "When to deliver again; default: RocketMQ's retry backoff for the attempt (10 s, 30 s, 1 m, … 2 h).",
+      },
+    },
+  },
+  NackResult: {
+    type: 'object',
+    required: ['nacked', 'failed'],
+    properties: {
+      nacked: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['receiptHandle', 'visibleAt'],
+          properties: { receiptHandle: ref('ReceiptHandle'), visibleAt: { type: 'integer', description: 'Epoch ms.' } },
+        },
+      },
+      failed: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['receiptHandle', 'code', 'message'],
+          properties: { receiptHandle: {}, code: ref('ErrorCode'), message: { type: 'string' } },
+        },
+      },
+    },
+  },
+  DeadLetters: {
+    type: 'object',
+    required: ['group', 'messages'],
+    properties: {
+      group: ref('GroupName'),
+      messages: {
+        type: 'array',
+        items: {
+          allOf: [
+            ref('Message'),
+            {
+              type: 'object',
+              required: ['originTopic', 'brokerGroup'],
+              properties: {
+                originTopic: { ...ref('TopicName'), description: 'The topic the message was consumed from.' },
+                brokerGroup: { type: 'string', description: 'The broker group holding the dead letter.' },
+              },
+            },
+          ],
+        },
+      },
+    },
+  },
+  RedriveRequest: {
+    type: 'object',
+    properties: {
+      messageIds: { type: 'array', items: { type: 'string' }, description: 'Only these dead letters; default: all of them.' },
+    },
+  },
+  RedriveResult: {
+    type: 'object',
+    required: ['redriven', 'failed'],
+    properties: {
+      redriven: { type: 'integer', minimum: 0 },
+      failed: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['messageId', 'code', 'message'],
+          properties: { messageId: { type: 'string' }, code: ref('ErrorCode'), message: { type: 'string' } },
+        },
+      },
+    },
+  },
   ChangeInvisibilityResult: {
     type: 'object',
     required: ['receiptHandle', 'visibleAt'],
@@ -1217,6 +1297,84 @@ const paths: JsonObject = {
             'the handle is mangled, forged, expired (the message is visible again), replaced already, or of another group or topic.',
           CONSUMER_GROUP_NOT_FOUND: groupMissing,
           PAYLOAD_TOO_LARGE: tooLarge(smallRequestMaxBytes),
+          ...common('the API key may not subscribe as this group.'),
+        }),
+      },
+    },
+  },
+  '/v1/groups/{group}/nack': {
+    parameters: [paramRef('group')],
+    post: {
+      operationId: 'nackMessages',
+      tags: ['consume'],
+      summary: 'Report received messages as failed',
+      description:
+        "The consumer could not process the messages: each becomes visible again after RocketMQ's " +
+        'retry backoff for the attempt it was (10 s after the first, 30 s after the second, then 1 m, ' +
+        '2 m, … 2 h), or after `delayMs`. Its receipt handle stops working. A message whose attempts ' +
+        "reach the group's `maxDeliveryAttempts` goes to the dead-letter topic `%DLQ%<group>` instead " +
+        'of a further delivery. Answers like ack: `{nacked, failed}`, an error only when every handle failed.',
+      'x-skyrocket-permission': 'subscribe:{group}',
+      requestBody: jsonBody('NackRequest', ackRequestMaxBytes),
+      responses: {
+        '200': ok('At least one handle was nacked.', 'NackResult'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: `\`receiptHandles\` is not a list of 1 to ${limits.receiveMessagesMaxCount} handles.`,
+          ILLEGAL_TOPIC: `\`topic\` is not 1 to ${limits.topicNameMaxChars} characters of \`[%|a-zA-Z0-9_-]\`.`,
+          ILLEGAL_CONSUMER_GROUP: badGroupPath,
+          ILLEGAL_INVISIBLE_TIME: `\`delayMs\` is not an integer from 0 to ${limits.invisibleMaxMs}.`,
+          INVALID_RECEIPT_HANDLE: 'every handle failed, the first because it is mangled, forged, expired, used, or of another group or topic.',
+          CONSUMER_GROUP_NOT_FOUND: groupMissing,
+          PAYLOAD_TOO_LARGE: tooLarge(ackRequestMaxBytes),
+          ...common('the API key may not subscribe as this group.'),
+        }),
+      },
+    },
+  },
+  '/v1/groups/{group}/dlq': {
+    parameters: [paramRef('group')],
+    get: {
+      operationId: 'listDeadLetters',
+      tags: ['consume'],
+      summary: "The group's dead letters",
+      description:
+        'Messages that used up their delivery attempts, gathered from every broker group, oldest ' +
+        'first, with their original id, topic (`originTopic`), body, tag, keys and properties; ' +
+        '`deliveryAttempt` is the number of attempts made plus one.',
+      'x-skyrocket-permission': 'subscribe:{group}',
+      parameters: [{ name: 'max', in: 'query', schema: { type: 'integer', minimum: 1, maximum: limits.receiveMessagesMaxCount, default: 32 } }],
+      responses: {
+        '200': ok('The dead letters not yet redriven.', 'DeadLetters'),
+        ...errors({
+          INVALID_ARGUMENT: '`max` is out of range.',
+          ILLEGAL_CONSUMER_GROUP: badGroupPath,
+          CONSUMER_GROUP_NOT_FOUND: groupMissing,
+          ...common('the API key may not subscribe as this group.'),
+        }),
+      },
+    },
+  },
+  '/v1/groups/{group}/dlq/redrive': {
+    parameters: [paramRef('group')],
+    post: {
+      operationId: 'redriveDeadLetters',
+      tags: ['consume'],
+      summary: 'Send dead letters back to their topics',
+      description:
+        'Sends every dead letter of the group (or those in `messageIds`) back to the topic it came ' +
+        'from, as a new message (new id, delivery attempts starting again) with the same body, tag, ' +
+        'keys and properties, and stops listing it.',
+      'x-skyrocket-permission': 'subscribe:{group}',
+      requestBody: jsonBody('RedriveRequest', 1024 * 1024),
+      responses: {
+        '200': ok('How many were redriven, and which failed (for example because their topic was deleted).', 'RedriveResult'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: '`messageIds` is not a list of strings.',
+          ILLEGAL_CONSUMER_GROUP: badGroupPath,
+          CONSUMER_GROUP_NOT_FOUND: groupMissing,
+          PAYLOAD_TOO_LARGE: tooLarge(1024 * 1024),
           ...common('the API key may not subscribe as this group.'),
         }),
       },

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { retryBackoffMs } from '../../../core/delay-levels.ts';
 import { SkyrocketError } from '../../../core/errors.ts';
+import { dlqTopicPrefix } from '../../../core/limits.ts';
 import type { StoredMessage } from '../../../core/message.ts';
 import type { MessageStore } from '../store/index.ts';
+import { systemProperty } from '../store/record.ts';
 import { assignQueues } from './assignment.ts';
 import { encodeReceiptHandle, verifyReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
 
@@ -48,6 +51,16 @@ export interface ReceiveRequest {
   invisibleMs: number;
   /** Tag filter; undefined means every message. */
   tags?: ReadonlySet<string> | undefined;
+  /** Any further filter (SQL92 on properties); applied after the tag filter. */
+  filter?: ((message: StoredMessage) => boolean) | undefined;
+  /**
+   * Orderly: each message group (the whole queue for messages without one) has at most one
+   * message in flight, and the next is delivered only after the previous is acked or
+   * dead-lettered. @default false
+   */
+  orderly?: boolean | undefined;
+  /** A delivery beyond this many attempts goes to the group's dead-letter topic. @default 16 */
+  maxDeliveryAttempts?: number | undefined;
 }
 
 export interface Delivery {
@@ -59,6 +72,8 @@ interface InFlight {
   visibleAt: number;
   attempt: number;
   nonce: string;
+  /** Orderly groups: the message group this delivery blocks. */
+  messageGroup?: string | undefined;
 }
 
 interface QueueState {
@@ -67,12 +82,31 @@ interface QueueState {
   busy: boolean;
   /** Bumped by `setOffset`: a receive that read before the reset must not write its result. */
   generation: number;
+  /**
+   * Orderly groups: messages read but held back because an earlier message of their message
+   * group is still in flight (offset -> message group). Not done; delivered in offset order.
+   */
+  pending: Map<number, string>;
 }
 
 interface Snapshot {
   version: 1;
-  queues: Array<{ key: string; popOffset: number; inflight: Array<[number, number]> }>;
+  queues: Array<{
+    key: string;
+    popOffset: number;
+    /** [offset, attempt] or, for orderly groups, [offset, attempt, messageGroup]. */
+    inflight: Array<[number, number] | [number, number, string]>;
+    pending?: Array<[number, string]>;
+  }>;
 }
+
+/** Where a message that used up its delivery attempts goes. */
+export function deadLetterTopic(group: string): string {
+  return `${dlqTopicPrefix}${group}`;
+}
+
+/** The property that keeps a dead letter's original topic. */
+export const dlqOriginTopicProperty = 'DLQ_ORIGIN_TOPIC';
 
 export class ConsumerGroups {
   readonly #store: MessageStore;
@@ -115,8 +149,8 @@ export class ConsumerGroups {
     for (const q of snapshot.queues) {
       // In-flight deliveries of the previous run become visible now, their attempt kept.
       const inflight = new Map<number, InFlight>();
-      for (const [offset, attempt] of q.inflight) inflight.set(offset, { visibleAt: 0, attempt, nonce: '' });
-      this.#states.set(q.key, { popOffset: q.popOffset, inflight, busy: false, generation: 0 });
+      for (const [offset, attempt, messageGroup] of q.inflight) inflight.set(offset, { visibleAt: 0, attempt, nonce: '', messageGroup });
+      this.#states.set(q.key, { popOffset: q.popOffset, inflight, busy: false, generation: 0, pending: new Map(q.pending ?? []) });
     }
   }
 
@@ -126,7 +160,12 @@ export class ConsumerGroups {
     this.#dirty = false;
     const snapshot: Snapshot = { version: 1, queues: [] };
     for (const [key, st] of this.#states) {
-      snapshot.queues.push({ key, popOffset: st.popOffset, inflight: [...st.inflight].map(([o, f]) => [o, f.attempt]) });
+      snapshot.queues.push({
+        key,
+        popOffset: st.popOffset,
+        inflight: [...st.inflight].map(([o, f]) => (f.messageGroup === undefined ? [o, f.attempt] : [o, f.attempt, f.messageGroup])),
+        pending: [...st.pending],
+      });
     }
     const tmp = `${this.#file}.tmp`;
     const fd = fs.openSync(tmp, 'w');
@@ -143,7 +182,13 @@ export class ConsumerGroups {
     let st = this.#states.get(stateKey);
     if (st === undefined) {
       // A new group starts at the earliest message still retained.
-      st = { popOffset: this.#store.queueRange(topic, queueId).minOffset, inflight: new Map(), busy: false, generation: 0 };
+      st = {
+        popOffset: this.#store.queueRange(topic, queueId).minOffset,
+        inflight: new Map(),
+        busy: false,
+        generation: 0,
+        pending: new Map(),
+      };
       this.#states.set(stateKey, st);
       this.#dirty = true;
     }
@@ -221,26 +266,71 @@ export class ConsumerGroups {
   async #receiveFrom(req: ReceiveRequest, key: string, queueId: number, st: QueueState, out: Delivery[]): Promise<void> {
     const now = this.#now();
     const handleGroup = req.mode === 'BROADCASTING' ? `${req.group}#${req.clientId}` : req.group;
-    // Deliveries whose invisibility ran out go first, oldest offset first.
+    const maxAttempts = req.maxDeliveryAttempts ?? 16;
+    const generation = st.generation;
+    // Deliveries whose invisibility ran out go first, oldest offset first; one that has used up
+    // its attempts goes to the dead-letter topic instead.
     const expired = [...st.inflight].filter(([, f]) => f.visibleAt <= now).sort(([a], [b]) => a - b);
     for (const [offset, flight] of expired) {
       if (out.length >= req.max) return;
-      const read = await this.#store.read(req.topic, queueId, offset, { maxMessages: 1 });
-      const message = read.messages[0];
-      if (message === undefined || message.queueOffset !== offset) {
+      const message = await this.#readAt(req.topic, queueId, offset);
+      if (st.generation !== generation) return;
+      if (message === undefined) {
         st.inflight.delete(offset); // retention removed it, or it was damaged: nothing to deliver
+        this.#dirty = true;
+        continue;
+      }
+      if (flight.attempt >= maxAttempts) {
+        await this.#deadLetter(req.group, message, flight.attempt);
+        st.inflight.delete(offset);
         this.#dirty = true;
         continue;
       }
       flight.attempt += 1;
       out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
     }
-    const room = Math.min(req.max - out.length, this.#maxInflight - st.inflight.size);
+    // Orderly: message groups with a delivery in flight are blocked; held-back messages of the
+    // free groups go next, the earliest of each group first.
+    const blocked = new Set<string>();
+    if (req.orderly === true) {
+      for (const f of st.inflight.values()) blocked.add(f.messageGroup ?? '');
+      const pending = [...st.pending].sort(([a], [b]) => a - b);
+      for (const [offset, messageGroup] of pending) {
+        if (out.length >= req.max) return;
+        if (blocked.has(messageGroup)) continue;
+        blocked.add(messageGroup);
+        const message = await this.#readAt(req.topic, queueId, offset);
+        if (st.generation !== generation) return;
+        st.pending.delete(offset);
+        this.#dirty = true;
+        if (message === undefined) {
+          blocked.delete(messageGroup);
+          continue;
+        }
+        const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '', messageGroup };
+        st.inflight.set(offset, flight);
+        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+      }
+      for (const messageGroup of st.pending.values()) blocked.add(messageGroup);
+    }
+    const room = Math.min(req.max - out.length, this.#maxInflight - st.inflight.size - st.pending.size);
     if (room <= 0) return;
-    const generation = st.generation;
     const read = await this.#store.read(req.topic, queueId, st.popOffset, { maxMessages: room, tags: req.tags });
     if (st.generation !== generation) return; // the position was moved while reading
     for (const message of read.messages) {
+      if (req.filter !== undefined && !req.filter(message)) continue; // filtered out: done
+      if (req.orderly === true) {
+        const messageGroup = message.messageGroup ?? '';
+        if (blocked.has(messageGroup)) {
+          st.pending.set(message.queueOffset, messageGroup);
+          continue;
+        }
+        blocked.add(messageGroup);
+        const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '', messageGroup };
+        st.inflight.set(message.queueOffset, flight);
+        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+        continue;
+      }
       const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '' };
       st.inflight.set(message.queueOffset, flight);
       out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
@@ -250,6 +340,38 @@ export class ConsumerGroups {
       this.#dirty = true;
     }
   }
+
+  async #readAt(topic: string, queueId: number, offset: number): Promise<StoredMessage | undefined> {
+    const read = await this.#store.read(topic, queueId, offset, { maxMessages: 1 });
+    const message = read.messages[0];
+    return message !== undefined && message.queueOffset === offset ? message : undefined;
+  }
+
+  /**
+   * Moves a message to `%DLQ%<group>` on this broker, keeping its id, original topic, body,
+   * tag, keys and properties, and the number of delivery attempts it used.
+   */
+  async #deadLetter(group: string, message: StoredMessage, attempts: number): Promise<void> {
+    const baseGroup = group.split('#')[0] as string;
+    await this.#store.append([
+      {
+        topic: deadLetterTopic(baseGroup),
+        queueId: 0,
+        body: message.body,
+        tag: message.tag,
+        keys: message.keys,
+        messageGroup: message.messageGroup,
+        properties: { ...message.properties, [dlqOriginTopicProperty]: message.topic, [systemProperty.originMessageId]: message.messageId },
+        reconsumeTimes: attempts,
+        bornTimestamp: message.bornTimestamp,
+        bornHost: message.bornHost,
+      },
+    ]);
+    this.deadLettered++;
+  }
+
+  /** Messages moved to dead-letter topics by this broker since it started. */
+  deadLettered = 0;
 
   #deliver(req: ReceiveRequest, handleGroup: string, queueId: number, message: StoredMessage, flight: InFlight, now: number): Delivery {
     flight.visibleAt = now + req.invisibleMs;
@@ -295,6 +417,19 @@ export class ConsumerGroups {
     this.#dirty = true;
   }
 
+  /**
+   * The consumer failed to process the message: it becomes visible again after the group's
+   * backoff for the attempt it was (RocketMQ's 10 s, 30 s, 1 m, … 2 h), or after `delayMs`.
+   * The handle is used up.
+   */
+  nack(receiptHandle: unknown, group: string, topic: string, delayMs?: number): number {
+    const { flight } = this.#flightFor(receiptHandle, group, topic);
+    flight.visibleAt = this.#now() + (delayMs ?? retryBackoffMs(flight.attempt));
+    flight.nonce = randomBytes(9).toString('base64url');
+    this.#dirty = true;
+    return flight.visibleAt;
+  }
+
   /** Hides the message for `invisibleMs` from now; returns the handle that replaces the old one. */
   changeInvisibility(receiptHandle: unknown, group: string, topic: string, invisibleMs: number): string {
     const { handle, flight } = this.#flightFor(receiptHandle, group, topic);
@@ -310,6 +445,7 @@ export class ConsumerGroups {
     if (st === undefined) return this.#store.queueRange(topic, queueId).minOffset;
     let min = st.popOffset;
     for (const offset of st.inflight.keys()) if (offset < min) min = offset;
+    for (const offset of st.pending.keys()) if (offset < min) min = offset;
     return min;
   }
 
@@ -337,6 +473,7 @@ export class ConsumerGroups {
     const st = this.#state(`${group}\u0000${topic}\u0000${queueId}`, topic, queueId);
     st.popOffset = Math.min(Math.max(offset, minOffset), maxOffset);
     st.inflight.clear();
+    st.pending.clear();
     st.generation++;
     this.#dirty = true;
   }
