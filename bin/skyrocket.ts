@@ -2,84 +2,61 @@
 /**
  * The `skyrocket` command line. `npm start` runs `skyrocket dev`.
  *
- * Until the broker service lands, `dev` runs the storage engine on its own: it opens (and if
- * needed recovers) a store under the data directory, appends a batch of messages with sync flush,
- * reads them back by queue offset, by id and by key, and prints what it did. Run it twice to see
- * the data survive a restart.
+ *   skyrocket dev                      run the service locally (bin/cli/dev.ts)
+ *   skyrocket topic create|list|delete
+ *   skyrocket group create|show
+ *   skyrocket send <topic> [body]
+ *   skyrocket receive <group> --topic <topic>
+ *   skyrocket query --id <id> | --topic <topic> --key <key>
+ *   skyrocket lag <group>
+ *
+ * Client commands find the service through `--endpoint`/`--api-key`, else `SKYROCKET_ENDPOINT`/
+ * `SKYROCKET_API_KEY`, else the dev cluster's `credentials.json` (bin/cli/connection.ts). They
+ * print text for people, or one JSON document with `--json`; errors go to stderr with their code.
+ * Exit codes: 0 success, 1 the service refused or could not be reached, 2 a usage error.
+
  */
-import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
-import { MessageStore } from '../broker-fargate/src/store/index.ts';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-async function dev(options: { dataDir: string; messages: number; json: boolean }): Promise<void> {
-  const dataDir = path.resolve(options.dataDir, 'store');
-  const started = performance.now();
-  const store = await MessageStore.open({ dataDir, brokerId: 1, storeHost: '127.0.0.1:10911' });
-  const openedMs = performance.now() - started;
-  const before = store.queueRange('demo', 0).maxOffset;
-  const batch = Array.from({ length: options.messages }, (_, i) => ({
-    topic: 'demo',
-    queueId: 0,
-    body: Buffer.from(JSON.stringify({ order: before + i, at: new Date().toISOString() })),
-    tag: i % 2 === 0 ? 'even' : 'odd',
-    keys: [`order-${before + i}`],
-    bornTimestamp: Date.now(),
-    bornHost: '127.0.0.1:0',
-  }));
-  const appendStarted = performance.now();
-  const results = await store.append(batch);
-  const appendMs = performance.now() - appendStarted;
-  const read = await store.read('demo', 0, before, { maxMessages: 5 });
-  const even = await store.read('demo', 0, before, { maxMessages: 5, tags: new Set(['even']) });
-  const lastId = results.at(-1)?.messageId ?? '';
-  const byId = await store.getById(lastId);
-  const byKey = await store.queryByKey('demo', `order-${before}`);
-  const summary = {
-    dataDir,
-    openedMs: Math.round(openedMs),
-    recovery: { scannedRecords: store.recovery.scannedRecords, truncatedBytes: store.recovery.truncatedBytes },
-    queue: store.queueRange('demo', 0),
-    appended: results.length,
-    appendMs: Math.round(appendMs * 10) / 10,
-    firstRead: read.messages.map((m) => ({ queueOffset: m.queueOffset, tag: m.tag, body: m.body.toString() })),
-    evenTagged: even.messages.map((m) => m.queueOffset),
-    lookupById: byId === undefined ? null : { messageId: byId.messageId, queueOffset: byId.queueOffset },
-    lookupByKey: byKey.map((m) => m.messageId),
-  };
-  await store.close();
-  if (options.json) {
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
-    return;
-  }
-  const out = process.stdout;
-  out.write(`Skyrocket store demo (the broker service is not built yet)\n`);
-  out.write(`  data dir        ${summary.dataDir}\n`);
-  out.write(`  opened in       ${summary.openedMs} ms (recovered ${summary.recovery.scannedRecords} records past the checkpoint)\n`);
-  out.write(`  appended        ${summary.appended} messages with sync flush in ${summary.appendMs} ms\n`);
-  out.write(`  queue demo/0    offsets [${summary.queue.minOffset}, ${summary.queue.maxOffset})\n`);
-  for (const m of summary.firstRead) out.write(`  read @${m.queueOffset} [${m.tag}] ${m.body}\n`);
-  out.write(`  tag "even"      offsets ${summary.evenTagged.join(', ')}\n`);
-  out.write(`  by id           ${lastId} -> offset ${summary.lookupById?.queueOffset}\n`);
-  out.write(`  by key          order-${before} -> ${summary.lookupByKey.join(', ')}\n`);
-  out.write(`Run it again: the messages are still there and the offsets continue.\n`);
-}
+import { Command, CommanderError } from 'commander';
+import { devCommand } from './cli/dev-command.ts';
+import { groupCommand, lagCommand } from './cli/groups.ts';
+import { exitCodes } from './cli/output.ts';
+import { queryCommand } from './cli/query.ts';
+import { receiveCommand } from './cli/receive.ts';
+import { sendCommand } from './cli/send.ts';
+import { topicCommand } from './cli/topics.ts';
 
 const program = new Command()
   .name('skyrocket')
   .description('Skyrocket: a managed message queue for AWS with the semantics of Apache RocketMQ');
 
-program
-  .command('dev')
-  .description('run Skyrocket locally (for now: the storage engine demo)')
-  .option('--data-dir <dir>', 'where local data lives', process.env['SKYROCKET_DATA_DIR'] ?? '.skyrocket')
-  .option('--messages <n>', 'messages to append', positiveInt, 100)
-  .option('--json', 'print one JSON object', false)
-  .action(dev);
+program.addCommand(devCommand());
+program.addCommand(topicCommand());
+program.addCommand(groupCommand());
+program.addCommand(sendCommand());
+program.addCommand(receiveCommand());
+program.addCommand(queryCommand());
+program.addCommand(lagCommand());
 
-await program.parseAsync(process.argv);
+/**
+ * Commander's own errors (unknown option, bad value) get the code every other error has, in JSON
+ * with --json, and exit 2 (commander's 1 here means the service refused).
+ */
+const json = process.argv.includes('--json');
+function configure(command: Command): void {
+  command.exitOverride().configureOutput({
+    outputError(text, write) {
+      const message = text.replace(/^error: /, '').trim();
+      if (json) write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message, retriable: false } })}\n`);
+      else write(`error: INVALID_ARGUMENT: ${message}\n(add --help for usage)\n`);
+    },
+  });
+  for (const sub of command.commands) configure(sub);
+}
+configure(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (!(error instanceof CommanderError)) throw error;
+  process.exitCode = error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
+}

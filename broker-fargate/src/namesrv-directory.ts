@@ -72,10 +72,11 @@ export class NamesrvDirectory implements Directory {
     return leader;
   }
 
+  /** Read from DynamoDB, not the cache: it serves rare requests that must not miss a new broker. */
   async brokerGroups(): Promise<string[]> {
     const now = this.#ns.now();
     const groups = new Set<string>();
-    for (const b of await this.#cache.listBrokers()) if (b.role === 'LEADER' && b.expiresAt > now) groups.add(b.brokerGroup);
+    for (const b of await this.#ns.listBrokers()) if (b.role === 'LEADER' && b.expiresAt > now) groups.add(b.brokerGroup);
     return [...groups].sort();
   }
 
