@@ -162,6 +162,9 @@ export class Utf8Cache {
   }
 }
 
+/** Without a cache, every string is encoded afresh. */
+const uncached = { get: (s: string): Buffer => Buffer.from(s, 'utf8') };
+
 const tagName = Buffer.from(systemProperty.tag);
 const keysName = Buffer.from(systemProperty.keys);
 const messageGroupName = Buffer.from(systemProperty.messageGroup);
@@ -180,19 +183,19 @@ export interface SizedRecord {
 }
 
 export function sizeRecord(input: RecordInput, storeHost: string, cache?: Utf8Cache): SizedRecord {
-  const utf8 = cache === undefined ? (s: string) => Buffer.from(s, 'utf8') : (s: string) => cache.get(s);
-  const topic = utf8(input.topic);
-  const bornHost = utf8(input.bornHost);
-  const storeHostBytes = utf8(storeHost);
+  const utf8 = cache ?? uncached;
+  const topic = utf8.get(input.topic);
+  const bornHost = utf8.get(input.bornHost);
+  const storeHostBytes = utf8.get(storeHost);
   let properties = noProperties;
   let propertiesBytes = 2;
   const { tag, keys, messageGroup, properties: user } = input;
   if (tag !== undefined || keys !== undefined || messageGroup !== undefined || user !== undefined) {
     properties = [];
-    if (tag !== undefined) properties.push(tagName, utf8(tag));
-    if (keys !== undefined) for (const key of keys) properties.push(keysName, utf8(key));
-    if (messageGroup !== undefined) properties.push(messageGroupName, utf8(messageGroup));
-    if (user !== undefined) for (const name in user) properties.push(utf8(name), utf8(user[name] as string));
+    if (tag !== undefined) properties.push(tagName, utf8.get(tag));
+    if (keys !== undefined) for (const key of keys) properties.push(keysName, utf8.get(key));
+    if (messageGroup !== undefined) properties.push(messageGroupName, utf8.get(messageGroup));
+    if (user !== undefined) for (const name in user) properties.push(utf8.get(name), utf8.get(user[name] as string));
     for (let i = 0; i < properties.length; i += 2) {
       propertiesBytes += 2 + (properties[i] as Buffer).length + 4 + (properties[i + 1] as Buffer).length;
     }
@@ -317,9 +320,13 @@ export function decodeRecord(buf: Buffer, offset: number, limit: number = buf.le
   return decodeVerified(buf, dv, offset, totalSize);
 }
 
+/** Module level, not a closure per call: the read path decodes a million records a second. */
+function bad(detail: string): DecodeResult {
+  return { ok: false, error: { kind: 'bad-layout', detail } };
+}
+
 function decodeVerified(buf: Buffer, dv: DataView, offset: number, totalSize: number): DecodeResult {
   const end = offset + totalSize;
-  const bad = (detail: string): DecodeResult => ({ ok: false, error: { kind: 'bad-layout', detail } });
   const bodyLength = dv.getUint32(offset + 68, true);
   let pos = offset + recordHeaderBytes;
   if (pos + bodyLength + 2 > end) return bad('body runs past the record');
