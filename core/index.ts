@@ -6,3 +6,4 @@ export * from './delay-levels.ts';
 export * from './message-id.ts';
 export * from './tag-hash.ts';
 export * from './tag-filter.ts';
+export * from './sql-filter.ts';

@@ -9,6 +9,7 @@ import { limits } from '../../core/limits.ts';
 import { decodeMessageId } from '../../core/message-id.ts';
 import type { MessageInput, StoredMessage } from '../../core/message.ts';
 import { messageTypes } from '../../core/message.ts';
+import { compileSqlFilter, sqlFilterProperties } from '../../core/sql-filter.ts';
 import { parseTagExpression } from '../../core/tag-filter.ts';
 import {
   validateBatch,
@@ -42,6 +43,16 @@ export interface BrokerOptions {
   directory: Directory;
   logger?: BrokerLogger;
   now?: () => number;
+}
+
+interface ReceiveParams {
+  group: GroupInfo;
+  route: TopicRoute;
+  max: number;
+  invisibleMs: number;
+  tags: ReadonlySet<string> | undefined;
+  sql: ((m: StoredMessage) => boolean) | undefined;
+  clientId: string | undefined;
 }
 
 interface RequestContext {
@@ -565,13 +576,25 @@ export class Broker {
     const waitMs = validateWaitMs(body['waitMs'] ?? 0);
     const filter = body['filter'];
     let tags: ReadonlySet<string> | undefined;
+    let sql: ((m: StoredMessage) => boolean) | undefined;
     if (filter !== undefined && filter !== null) {
-      if (typeof filter !== 'object' || (filter as Record<string, unknown>)['type'] !== 'TAG') {
-        throw new SkyrocketError('INVALID_FILTER_EXPRESSION', 'filter must be {"type":"TAG","expression":"a || b"}', {
-          field: 'filter',
-        });
+      const type = typeof filter === 'object' ? (filter as Record<string, unknown>)['type'] : undefined;
+      const expression = typeof filter === 'object' ? (filter as Record<string, unknown>)['expression'] : undefined;
+      if (type === 'TAG') {
+        tags = parseTagExpression(expression);
+      } else if (type === 'SQL92') {
+        if (typeof expression !== 'string') {
+          throw new SkyrocketError('INVALID_FILTER_EXPRESSION', 'a SQL92 filter needs an expression string', { field: 'filter.expression' });
+        }
+        const compiled = compileSqlFilter(expression);
+        sql = (m) => compiled.matches(sqlFilterProperties(m));
+      } else {
+        throw new SkyrocketError(
+          'INVALID_FILTER_EXPRESSION',
+          'filter must be {"type":"TAG","expression":"a || b"} or {"type":"SQL92","expression":"amount > 10"}',
+          { field: 'filter' },
+        );
       }
-      tags = parseTagExpression((filter as Record<string, unknown>)['expression']);
     }
     const clientId = body['clientId'];
     if (clientId !== undefined && (typeof clientId !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(clientId))) {
@@ -579,7 +602,7 @@ export class Broker {
     }
     const [group, route] = await Promise.all([this.#directory.group(groupName), this.#directory.topic(topic)]);
     if (!route.readable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not readable`);
-    const request = { group, route, max, invisibleMs, tags, clientId: clientId as string | undefined };
+    const request = { group, route, max, invisibleMs, tags, sql, clientId: clientId as string | undefined };
 
     const abort = new AbortController();
     res.on('close', () => abort.abort());
@@ -598,7 +621,7 @@ export class Broker {
 
   /** Long-polls this broker's queues of the topic until messages come or the deadline passes. */
   async #receiveLocal(
-    r: { group: GroupInfo; route: TopicRoute; max: number; invisibleMs: number; tags: ReadonlySet<string> | undefined; clientId: string | undefined },
+    r: ReceiveParams,
     deadline: number,
     signal: AbortSignal,
   ): Promise<Delivery[]> {
@@ -615,6 +638,7 @@ export class Broker {
         max: r.max,
         invisibleMs: r.invisibleMs,
         tags: r.tags,
+        filter: r.sql,
         orderly: r.group.orderly,
         maxDeliveryAttempts: r.group.maxDeliveryAttempts,
       });
@@ -640,7 +664,7 @@ export class Broker {
    */
   async #receiveAnywhere(
     ctx: RequestContext,
-    r: { group: GroupInfo; route: TopicRoute; max: number; invisibleMs: number; tags: ReadonlySet<string> | undefined; clientId: string | undefined },
+    r: ReceiveParams,
     raw: Buffer,
     deadline: number,
     signal: AbortSignal,

@@ -110,6 +110,32 @@ describe('a two-broker cluster', () => {
     expect(got.map((m) => m.body).sort()).toEqual(['0', '2', '4']);
   });
 
+  it('filters by SQL92 over properties in the broker', async () => {
+    await createTopic('sql-orders', 2);
+    await createGroup('big-spenders');
+    const r = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/topics/sql-orders/messages', {
+      messages: [
+        { body: 'small-eu', tag: 'paid', properties: { amount: '5', region: 'eu' } },
+        { body: 'big-eu', tag: 'paid', properties: { amount: '500', region: 'eu' } },
+        { body: 'big-us-refund', tag: 'refund', properties: { amount: '900', region: 'us' } },
+        { body: 'no-amount', tag: 'paid', properties: { region: 'eu' } },
+        { body: 'big-apac', tag: 'paid', properties: { amount: '700', region: 'apac' } },
+      ],
+    });
+    expect(r.status).toBe(200);
+    const got = await receiveAll(1, 'big-spenders', 'sql-orders', 1, {
+      filter: { type: 'SQL92', expression: "amount > 100 AND region IN ('eu', 'us') AND TAGS = 'paid'" },
+    });
+    expect(got.map((m) => m.body)).toEqual(['big-eu']);
+    const bad = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/big-spenders/receive', {
+      topic: 'sql-orders',
+      filter: { type: 'SQL92', expression: 'amount > (100' },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.code).toBe('INVALID_FILTER_EXPRESSION');
+    expect(bad.json.error.message).toMatch(/position \d+/);
+  });
+
   it('long-polls until a message arrives', async () => {
     await createTopic('slow', 2);
     await createGroup('waiters');

@@ -602,16 +602,21 @@ const schemas: JsonObject = {
   TagFilter: {
     type: ['object', 'null'],
     required: ['type'],
-    description: 'Absent or `null`: every message.',
+    description:
+      'Absent or `null`: every message. `TAG`: a RocketMQ tag expression. `SQL92`: RocketMQ\'s SQL92 ' +
+      'subset over the message properties (user properties, `TAGS` for the tag, `KEYS` for the keys ' +
+      'joined by a space): `> >= < <= = <>`, `BETWEEN`, `IN`, `IS [NOT] NULL`, `AND OR NOT`, ' +
+      '`CONTAINS`/`STARTSWITH`/`ENDSWITH`, with RocketMQ\'s three-valued logic (a comparison with a ' +
+      'missing property never matches). A parse error is `INVALID_FILTER_EXPRESSION` with its position.',
     properties: {
-      type: { const: 'TAG' },
+      type: { enum: ['TAG', 'SQL92'] },
       expression: {
         type: ['string', 'null'],
         description:
-          'RocketMQ tag expression: `*`, empty or absent for every message, or tags joined by `||` ' +
-          "(`created || paid`). Tags are trimmed; an empty tag or one with a control character or `|` " +
-          'is `INVALID_FILTER_EXPRESSION`.',
-        examples: ['created || paid'],
+          'TAG: `*`, empty or absent for every message, or tags joined by `||` (`created || paid`); ' +
+          'an empty tag or one with a control character or `|` is `INVALID_FILTER_EXPRESSION`. ' +
+          'SQL92: an expression such as `amount > 100 AND region IN (\'eu\', \'us\')`, at most 4 KiB.',
+        examples: ['created || paid', "amount > 100 AND region IN ('eu', 'us')"],
       },
     },
   },
@@ -1230,7 +1235,7 @@ const paths: JsonObject = {
           ILLEGAL_INVISIBLE_TIME: `\`invisibleMs\` is not an integer from ${limits.invisibleMinMs} to ${limits.invisibleMaxMs}.`,
           ILLEGAL_POLLING_TIME: `\`waitMs\` is not an integer from 0 to ${limits.longPollWaitMaxMs}.`,
           INVALID_FILTER_EXPRESSION:
-            '`filter` is not `{"type": "TAG", "expression": ...}`, or the expression is not a string, or has an empty or malformed tag.',
+            '`filter` is not `{"type": "TAG" | "SQL92", "expression": ...}`, or the expression is not a string, has an empty or malformed tag, or is not valid SQL92 (the message gives the position).',
           UNAUTHORIZED: unauthorized,
           FORBIDDEN: 'the API key may not subscribe as this group, or the topic is not readable.',
           TOPIC_NOT_FOUND: topicMissing,
