@@ -122,6 +122,7 @@ export function messageJson(m: Message): Record<string, unknown> {
 /** A body for one line of a terminal: control characters escaped, long bodies cut, binary summarised. */
 export function displayBody(body: Buffer, maxChars = 200): string {
   if (!isUtf8(body)) return `<${body.length} bytes, not UTF-8>`;
-  const escaped = JSON.stringify(body.toString('utf8')).slice(1, -1);
+  // Only control characters are escaped (as in JSON): quotes and the rest print as they are.
+  const escaped = body.toString('utf8').replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => JSON.stringify(c).slice(1, -1));
   return escaped.length > maxChars ? `${escaped.slice(0, maxChars)}…` : escaped;
 }
