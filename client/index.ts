@@ -5,6 +5,7 @@
  * - `Producer`: coalesces concurrent sends into batch requests, retries retriable errors.
  * - `SimpleConsumer`: receive, ack, change invisibility.
  * - `PushConsumer`: a handler with bounded concurrency, or `for await` iteration.
+ * - `TransactionProducer`: half message, local transaction, commit or rollback; answers check-backs.
  *
  * Every failure is a `SkyrocketError` with a stable `code` and `retriable`. The SDK does not log;
  * see `clientChannels` for what it publishes on `diagnostics_channel`.
@@ -27,6 +28,17 @@ export { Message, ReceivedMessage, type OutgoingMessage, type SendResult } from 
 export { Producer, type ProducerMessage, type ProducerOptions } from './producer.ts';
 export { PushConsumer, type PushConsumerOptions } from './push-consumer.ts';
 export { SimpleConsumer, type ReceiveOptions, type SimpleConsumerOptions } from './simple-consumer.ts';
+export {
+  TransactionProducer,
+  transactionCheckChannel,
+  type HalfMessage,
+  type TransactionCheck,
+  type TransactionProducerOptions,
+  type TransactionResolution,
+  type TransactionSendResult,
+  type TransactionState,
+  type TransactionStatus,
+} from './transaction-producer.ts';
 export {
   SkyrocketClient,
   type AckResult,

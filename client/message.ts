@@ -23,17 +23,27 @@ export interface OutgoingMessage {
   properties?: Record<string, string>;
   /** FIFO topics: messages of one group are stored in one queue, in order. @default none */
   messageGroup?: string;
-  /** Delayed delivery at epoch milliseconds (not served by the broker yet). @default now */
+  /**
+   * Delayed delivery at this time (epoch milliseconds), up to 365 days ahead; a time that has
+   * passed sends at once. Only DELAY topics take it (others answer
+   * MESSAGE_PROPERTY_CONFLICT_WITH_TYPE). Give one of `deliverAt`, `delayMs` and `delayLevel`.
+   * @default now
+   */
   deliverAt?: number;
-  /** Delayed delivery after this many milliseconds (not served by the broker yet). @default 0 */
+  /** Delayed delivery after this many milliseconds, up to 365 days. @default 0 */
   delayMs?: number;
+  /** Delayed delivery by RocketMQ delay level, 1 (1 s) to 18 (2 h). @default none */
+  delayLevel?: number;
 }
 
 /** What the broker stored for one sent message. */
 export interface SendResult {
   messageId: string;
   queueId: number;
+  /** -1 for a delayed message: its offset is given when it is delivered. */
   queueOffset: number;
+  /** A delayed message's delivery time (epoch milliseconds); `cancel` it by `messageId` until then. */
+  deliverAt?: number;
 }
 
 /** A message in the REST API's JSON. */
@@ -51,6 +61,7 @@ export interface MessageJson {
   storedAt: number;
   deliveryAttempt: number;
   messageGroup?: string;
+  deliverAt?: number;
 }
 
 export interface ReceivedMessageJson extends MessageJson {
@@ -74,6 +85,8 @@ export class Message {
   readonly storedAt: number;
   /** 1 on the first delivery to a consumer group, counting up on every redelivery. */
   readonly deliveryAttempt: number;
+  /** When a delayed message was due (epoch milliseconds); undefined for others. */
+  readonly deliverAt: number | undefined;
 
   constructor(json: MessageJson) {
     this.messageId = json.messageId;
@@ -88,6 +101,7 @@ export class Message {
     this.bornAt = json.bornAt;
     this.storedAt = json.storedAt;
     this.deliveryAttempt = json.deliveryAttempt;
+    this.deliverAt = json.deliverAt;
   }
 
   /** The body decoded as UTF-8 (invalid sequences become U+FFFD). */

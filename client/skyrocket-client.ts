@@ -284,6 +284,15 @@ export class SkyrocketClient {
     return new Message(await this.#request<MessageJson>('GET', `/v1/messages/${enc(messageId)}`));
   }
 
+  /**
+   * Cancels a delayed message before it is delivered (needs publish permission on its topic).
+   * @throws SkyrocketError MESSAGE_NOT_FOUND when no such message is scheduled: the id is unknown,
+   *   or the message was delivered or cancelled already.
+   */
+  async cancel(messageId: string): Promise<void> {
+    await this.#request('DELETE', `/v1/messages/${enc(messageId)}`);
+  }
+
   /** Messages of the topic with this key, newest first (at most 64 per broker group). */
   async queryByKey(topic: string, key: string, input: QueryByKeyInput = {}): Promise<Message[]> {
     const query = new URLSearchParams({ key });

@@ -39,6 +39,8 @@ export const errorCodes = {
   // 409: the thing exists, or changed under us.
   ALREADY_EXISTS: { http: 409, rocketmq: 42800, retriable: false },
   CONFLICT: { http: 409, rocketmq: 42800, retriable: true },
+  /** A commit of a rolled-back transaction, or the reverse; RocketMQ answers INVALID_TRANSACTION_ID. */
+  TRANSACTION_ALREADY_RESOLVED: { http: 409, rocketmq: 40008, retriable: false },
   // 408 / 413 / 429 / 431.
   REQUEST_TIMEOUT: { http: 408, rocketmq: 40800, retriable: true },
   PAYLOAD_TOO_LARGE: { http: 413, rocketmq: 41300, retriable: false },

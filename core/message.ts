@@ -22,6 +22,11 @@ export interface MessageInput {
   deliverAt?: number;
   /** Delayed delivery: milliseconds from now. Exclusive with `deliverAt`. */
   delayMs?: number;
+  /**
+   * Delayed delivery by one of RocketMQ's 18 delay levels (1 s, 5 s, 10 s, 30 s, 1 m … 2 h; see
+   * `delay-levels.ts`). Exclusive with `deliverAt` and `delayMs`; validation turns it into `deliverAt`.
+   */
+  delayLevel?: number;
 }
 
 /** What the broker adds when it stores a message. */

@@ -63,6 +63,12 @@ describe('validateMessage examples', () => {
     expect(out).toStrictEqual({ topic: 't', body, deliverAt: nowMs + 5000 });
   });
 
+  it('turns a RocketMQ delay level into deliverAt', () => {
+    expect(validateMessage({ topic: 't', body, delayLevel: 1 }, { nowMs })).toStrictEqual({ topic: 't', body, deliverAt: nowMs + 1000 });
+    expect(validateMessage({ topic: 't', body, delayLevel: 18 }, { nowMs })).toStrictEqual({ topic: 't', body, deliverAt: nowMs + 2 * 3_600_000 });
+    expect(validateMessage({ topic: 't', body, delayLevel: null }, { nowMs })).toStrictEqual({ topic: 't', body });
+  });
+
   it('treats null optional fields as absent', () => {
     const input = { topic: 't', body, tag: null, keys: null, properties: null, messageGroup: null, deliverAt: null, delayMs: null };
     expect(validateMessage(input, { nowMs })).toStrictEqual({ topic: 't', body });
@@ -161,6 +167,12 @@ describe('validateMessage examples', () => {
     ['a negative delayMs', { delayMs: -1 }, 'ILLEGAL_DELIVERY_TIME', 'delayMs'],
     ['a fractional delayMs', { delayMs: 0.5 }, 'ILLEGAL_DELIVERY_TIME', 'delayMs'],
     ['a delayMs past 365 days', { delayMs: limits.delayMaxMs + 1 }, 'ILLEGAL_DELIVERY_TIME', 'delayMs'],
+    ['delay level 0', { delayLevel: 0 }, 'ILLEGAL_DELIVERY_TIME', 'delayLevel'],
+    ['delay level 19', { delayLevel: 19 }, 'ILLEGAL_DELIVERY_TIME', 'delayLevel'],
+    ['a fractional delay level', { delayLevel: 1.5 }, 'ILLEGAL_DELIVERY_TIME', 'delayLevel'],
+    ['a string delay level', { delayLevel: '3' }, 'INVALID_ARGUMENT', 'delayLevel'],
+    ['a delay level with delayMs', { delayLevel: 3, delayMs: 10 }, 'ILLEGAL_DELIVERY_TIME', 'delayLevel'],
+    ['a delay level with deliverAt', { delayLevel: 3, deliverAt: nowMs }, 'ILLEGAL_DELIVERY_TIME', 'delayLevel'],
   ])('rejects %s', (_, patch, code, field) => {
     expectError(validate(patch), code, field);
   });
@@ -348,7 +360,7 @@ const insertProperty = (code: ErrorCode, names: fc.Arbitrary<string>, values: fc
     }),
   );
 
-const knownFields = new Set(['topic', 'body', 'tag', 'keys', 'properties', 'messageGroup', 'deliverAt', 'delayMs']);
+const knownFields = new Set(['topic', 'body', 'tag', 'keys', 'properties', 'messageGroup', 'deliverAt', 'delayMs', 'delayLevel']);
 const reservedNameArb = fc.oneof(fc.constantFrom(...reservedPropertyNames), text(8).map((s) => `__${s}`));
 const negativeIntegerArb = fc.integer({ min: Number.MIN_SAFE_INTEGER, max: -1 });
 const notSafeIntegerArb = fc.double().filter((v) => !Number.isSafeInteger(v));

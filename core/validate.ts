@@ -8,6 +8,7 @@
  * Error messages never quote the offending value: it may be huge, binary or secret.
  */
 import assert from 'node:assert/strict';
+import { delayLevelToMs } from './delay-levels.ts';
 import { SkyrocketError, type ErrorCode } from './errors.ts';
 import {
   controlCharacterPattern,
@@ -51,12 +52,13 @@ export function validateGroupName(name: unknown, field = 'group'): string {
 }
 
 const messageFieldNames: ReadonlySet<string> = new Set([
-  'topic', 'body', 'tag', 'keys', 'properties', 'messageGroup', 'deliverAt', 'delayMs',
+  'topic', 'body', 'tag', 'keys', 'properties', 'messageGroup', 'deliverAt', 'delayMs', 'delayLevel',
 ]);
 
 /**
  * Checks one message a producer sent and returns it typed and normalized: `delayMs` becomes
- * `deliverAt = nowMs + delayMs`, absent or `null` optional fields are left out, and the body is
+ * `deliverAt = nowMs + delayMs`, and RocketMQ's `delayLevel` (1..18) `deliverAt = nowMs + its
+ * delay`; at most one of the three may be given. Absent or `null` optional fields are left out, and the body is
  * the caller's own `Uint8Array` (not copied). A `deliverAt` in the past is allowed and means
  * "deliver now". Unknown fields are rejected, so a misspelt `delayMS` cannot silently send at once.
  *
@@ -172,6 +174,13 @@ export function validateMessage(input: unknown, opts: ValidateOptions): MessageI
   if (delayMs !== undefined) {
     const delay = checkIntegerInRange(delayMs, join(path, 'delayMs'), 'ILLEGAL_DELIVERY_TIME', 0, limits.delayMaxMs);
     message.deliverAt = opts.nowMs + delay;
+  }
+  const delayLevel = optional(input['delayLevel']);
+  if (delayLevel !== undefined) {
+    const field = join(path, 'delayLevel');
+    if (deliverAt !== undefined || delayMs !== undefined) fail('ILLEGAL_DELIVERY_TIME', field, 'give one of deliverAt, delayMs and delayLevel');
+    if (typeof delayLevel !== 'number') fail('INVALID_ARGUMENT', field, `must be a number, not ${typeName(delayLevel)}`);
+    message.deliverAt = opts.nowMs + delayLevelToMs(delayLevel, field);
   }
   return message;
 }

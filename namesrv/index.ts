@@ -42,6 +42,19 @@ export {
 } from './registry.ts';
 export { RouteCache, routeCacheRefreshChannel, type RouteCacheOptions } from './route-cache.ts';
 export {
+  checkProducerGroupName,
+  checkProducerGroupSpec,
+  defaultProducerGroup,
+  producerGroupDefaults,
+  producerGroupLimits,
+  TransactionTables,
+  type NewTransactionItem,
+  type ProducerGroup,
+  type ProducerGroupSpec,
+  type TransactionItem,
+  type TransactionTablesOptions,
+} from './transactions.ts';
+export {
   dynamoClientConfig,
   ensureBucket,
   hasLegacyCrypto,
@@ -51,3 +64,13 @@ export {
   type EmbeddedServers,
   type EmbeddedServersOptions,
 } from './embedded.ts';
+export {
+  checkFunctionName,
+  checkLambdaSubscription,
+  checkSubscriptionFilter,
+  lambdaSubscriptionLimits,
+  parseLambdaConsumerDocument,
+  type LambdaConsumerDocument,
+  type LambdaSubscriptionFilter,
+  type LambdaSubscriptionSpec,
+} from './lambda-subscription.ts';

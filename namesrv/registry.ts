@@ -34,6 +34,7 @@ import {
   validateTopicName,
 } from '../core/validate.ts';
 import { generateApiKey, hashApiKey, isWellFormedApiKey, wildcard, type Permissions, type Principal } from './auth.ts';
+import { checkLambdaSubscription, lambdaSubscriptionLimits, type LambdaSubscriptionSpec } from './lambda-subscription.ts';
 import { tableNames, type TableNames } from './tables.ts';
 
 // ---- Brokers ----
@@ -153,6 +154,8 @@ export interface Group {
   mode: ConsumeMode;
   orderly: boolean;
   maxDeliveryAttempts: number;
+  /** The topics whose messages the brokers push to a Lambda function; absent when none. */
+  lambdaSubscriptions?: LambdaSubscriptionSpec[];
   version: number;
   createdAt: number;
   updatedAt: number;
@@ -404,6 +407,54 @@ export class NameServer {
       maxDeliveryAttempts: validateMaxDeliveryAttempts(update.maxDeliveryAttempts ?? current.maxDeliveryAttempts),
     };
     return this.#replace(this.tables.groups, next, what);
+  }
+
+  /**
+   * Adds or replaces the group's Lambda subscription to `spec.topic`. The write is conditional on
+   * the version read, and retried on a concurrent change, so two writers never lose each other's
+   * subscriptions.
+   * @throws SkyrocketError CONSUMER_GROUP_NOT_FOUND, INVALID_ARGUMENT.
+   */
+  async putLambdaSubscription(groupName: string, spec: LambdaSubscriptionSpec): Promise<Group> {
+    const checked = checkLambdaSubscription(spec);
+    return this.#changeSubscriptions(groupName, (list) => {
+      const next = [...list.filter((s) => s.topic !== checked.topic), checked].sort((a, b) => compare(a.topic, b.topic));
+      if (next.length > lambdaSubscriptionLimits.perGroupMaxCount) {
+        invalid('topic', `a group has at most ${lambdaSubscriptionLimits.perGroupMaxCount} Lambda subscriptions`);
+      }
+      return next;
+    });
+  }
+
+  /**
+   * Removes the group's Lambda subscription to `topic`.
+   * @throws SkyrocketError CONSUMER_GROUP_NOT_FOUND, or NOT_FOUND when there is none.
+   */
+  async deleteLambdaSubscription(groupName: string, topic: string): Promise<Group> {
+    validateTopicName(topic);
+    return this.#changeSubscriptions(groupName, (list) => {
+      if (!list.some((s) => s.topic === topic)) {
+        throw new SkyrocketError('NOT_FOUND', `consumer group ${groupName} has no Lambda subscription to ${topic}`, { field: 'topic' });
+      }
+      return list.filter((s) => s.topic !== topic);
+    });
+  }
+
+  async #changeSubscriptions(groupName: string, change: (list: LambdaSubscriptionSpec[]) => LambdaSubscriptionSpec[]): Promise<Group> {
+    const name = validateGroupName(groupName, 'group');
+    const what = `consumer group ${name}`;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.requireGroup(name);
+      const { lambdaSubscriptions: _old, ...rest } = current;
+      const list = change(current.lambdaSubscriptions ?? []);
+      const next: Group = list.length === 0 ? rest : { ...rest, lambdaSubscriptions: list };
+      try {
+        return await this.#replace(this.tables.groups, next, what);
+      } catch (error) {
+        // Someone else changed the group between the read and the write: read it again.
+        if (!(error instanceof SkyrocketError && error.code === 'CONFLICT') || attempt >= 5) throw error;
+      }
+    }
   }
 
   /** @throws SkyrocketError CONSUMER_GROUP_NOT_FOUND */
@@ -825,6 +876,7 @@ function decodeGroup(item: Record<string, unknown>): Group {
   assert(typeof group.name === 'string' && consumeModes.includes(group.mode), 'group name and mode');
   assert(typeof group.orderly === 'boolean' && Number.isSafeInteger(group.maxDeliveryAttempts), 'group settings');
   assert(Number.isSafeInteger(group.version) && group.version >= 1, 'group version');
+  assert(group.lambdaSubscriptions === undefined || Array.isArray(group.lambdaSubscriptions), 'group Lambda subscriptions');
   return group;
 }
 

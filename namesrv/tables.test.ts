@@ -1,7 +1,7 @@
 import { DescribeTableCommand, ListTablesCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dynamoClient, uniquePrefix } from '../test/support/aws.ts';
-import { createTableInput, ensureTables, tableDefinitions, tableNames } from './tables.ts';
+import { createTableInput, ensureTables, tableDefinitions, tableNames, type TableDefinition } from './tables.ts';
 
 const client: DynamoDBClient = dynamoClient();
 afterAll(() => client.destroy());
@@ -14,6 +14,9 @@ describe('tableNames', () => {
       groups: 'skyrocket-dev-groups',
       principals: 'skyrocket-dev-principals',
       leases: 'skyrocket-dev-leases',
+      producerGroups: 'skyrocket-dev-producer-groups',
+      transactions: 'skyrocket-dev-transactions',
+      timers: 'skyrocket-dev-timers',
     });
   });
 
@@ -26,6 +29,21 @@ describe('tableNames', () => {
       TableName: 'p-topics',
       KeySchema: [{ AttributeName: 'name', KeyType: 'HASH' }],
       AttributeDefinitions: [{ AttributeName: 'name', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+  });
+
+  it('gives the timer index a string sort key as well', () => {
+    expect(createTableInput('p-timers', tableDefinitions.timers)).toEqual({
+      TableName: 'p-timers',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
       BillingMode: 'PAY_PER_REQUEST',
     });
   });
@@ -49,9 +67,11 @@ describe('ensureTables', () => {
     for (const [kind, name] of Object.entries(first)) {
       expect(listed.has(name)).toBe(true);
       const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
-      const key = tableDefinitions[kind as keyof typeof tableDefinitions].partitionKey;
+      const definition: TableDefinition = tableDefinitions[kind as keyof typeof tableDefinitions];
+      const key = definition.partitionKey;
+      const sort = definition.sortKey === undefined ? [] : [{ AttributeName: definition.sortKey.name, KeyType: 'RANGE' }];
       expect(Table?.TableStatus).toBe('ACTIVE');
-      expect(Table?.KeySchema).toEqual([{ AttributeName: key.name, KeyType: 'HASH' }]);
+      expect(Table?.KeySchema).toEqual([{ AttributeName: key.name, KeyType: 'HASH' }, ...sort]);
     }
   });
 });

@@ -3,8 +3,10 @@
  *
  * `tableDefinitions` is plain data so that the CDK stack can build its `Table`s from it too, and a
  * deployed table and one made by `ensureTables` (local mode, tests) always have the same keys. Every table has a single string
- * partition key and no sort key: each item is read and written alone, by conditional single-item
- * writes, because the embedded server has no transactions. Adding a table is one entry below.
+ * partition key and no sort key, except the timer index, which also has a string sort key so
+ * that the delay sweep can Query the timers of one time bucket. Each item is read and written
+ * alone, by conditional single-item writes, because the embedded server has no transactions.
+ * Adding a table is one entry below.
  */
 import {
   CreateTableCommand,
@@ -24,6 +26,8 @@ export interface TableDefinition {
   /** What follows the deployment prefix in the table name: `brokers` in `skyrocket-dev-brokers`. */
   readonly suffix: string;
   readonly partitionKey: KeyAttribute;
+  /** Only for tables read by Query over a partition (the timer index). @default none */
+  readonly sortKey?: KeyAttribute;
 }
 
 export const tableDefinitions = {
@@ -37,6 +41,15 @@ export const tableDefinitions = {
   principals: { suffix: 'principals', partitionKey: { name: 'keyHash', type: 'S' } },
   /** One item per broker group: the leader lease (holder, epoch, expiry). Never deleted. */
   leases: { suffix: 'leases', partitionKey: { name: 'brokerGroup', type: 'S' } },
+  /** One item per registered producer group: how its transactions are checked back (transactions.ts). */
+  producerGroups: { suffix: 'producer-groups', partitionKey: { name: 'name', type: 'S' } },
+  /** One item per unresolved half message, for the txn-check sweep (transactions.ts). */
+  transactions: { suffix: 'transactions', partitionKey: { name: 'txId', type: 'S' } },
+  /**
+   * Far-term delayed messages, parked until the delay sweep moves them into their broker's timing
+   * wheel, and the sweep's watermark (`namesrv/timers.ts` draws the item layout).
+   */
+  timers: { suffix: 'timers', partitionKey: { name: 'pk', type: 'S' }, sortKey: { name: 'sk', type: 'S' } },
 } as const satisfies Record<string, TableDefinition>;
 
 export type TableKind = keyof typeof tableDefinitions;
@@ -66,10 +79,14 @@ export function tableNames(prefix: string): TableNames {
 /** The CreateTable request for one table; on-demand billing, as the deployed stack uses. */
 export function createTableInput(tableName: string, definition: TableDefinition): CreateTableCommandInput {
   const key = definition.partitionKey;
+  const sort = definition.sortKey;
   return {
     TableName: tableName,
-    KeySchema: [{ AttributeName: key.name, KeyType: 'HASH' }],
-    AttributeDefinitions: [{ AttributeName: key.name, AttributeType: key.type }],
+    KeySchema: [{ AttributeName: key.name, KeyType: 'HASH' }, ...(sort === undefined ? [] : [{ AttributeName: sort.name, KeyType: 'RANGE' as const }])],
+    AttributeDefinitions: [
+      { AttributeName: key.name, AttributeType: key.type },
+      ...(sort === undefined ? [] : [{ AttributeName: sort.name, AttributeType: sort.type }]),
+    ],
     BillingMode: 'PAY_PER_REQUEST',
   };
 }

@@ -16,7 +16,9 @@ export function devCommand(): Command {
     .option('--port <n>', "broker 1's port; broker 2 takes the next one (0: free ports)", port, 9876)
     .option('--dynamodb-port <n>', 'port of the DynamoDB stand-in (default: a free port)', port, 0)
     .option('--s3-port <n>', 'port of the S3 stand-in (default: a free port)', port, 0)
-    .action(async (options: { dataDir: string; port: number; dynamodbPort: number; s3Port: number }) => {
+    .option('--functions <dir>', 'folder of Lambda consumer handlers for the local Lambda endpoint (default: lambdas/examples)')
+    .option('--example', 'create a topic, a group and a Lambda subscription to the sample consumer (lambdas/examples)')
+    .action(async (options: { dataDir: string; port: number; dynamodbPort: number; s3Port: number; functions?: string; example?: boolean }) => {
       const { runDev } = await import('./dev.ts');
       await runDev(options);
     });

@@ -13,6 +13,17 @@
  * the brokers as child processes (the same entry point as on Fargate), each on a fixed port. The
  * last line printed at start is `ready <endpoint>`.
  *
+ * The txn-check sweep (lambdas/txn-check) runs in this process every `txnCheckIntervalMs`, as the
+ * scheduled Lambda function does in the cloud every minute.
+ *
+ * The delay sweep (lambdas/delay-sweep) runs in this process every `delaySweepIntervalMs` (60 s, as
+ * in the cloud; SKYROCKET_DELAY_SWEEP_INTERVAL_MS shortens it). SKYROCKET_TIMER_HORIZON_MS sets the
+ * brokers' and the sweep's timer horizon (default 1 h), to try far timers without waiting an hour.
+ *
+ * Lambda consumers: a local Lambda Invoke endpoint in this process serves the handlers of a folder
+ * (`--functions`, default lambdas/examples), and the brokers' dispatchers call it through the
+ * AWS SDK (SKYROCKET_LAMBDA_ENDPOINT). `--example` subscribes the sample consumer.
+ *
  * Stop: SIGINT or SIGTERM stops the brokers (SIGTERM to each by PID, then wait), then the
  * stand-ins, and exits 0. A broker that exits on its own is reported, the rest is stopped, and
  * the exit code is 1. Everything is on disk, so a restart finds its topics, groups, messages and
@@ -29,6 +40,8 @@ import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { isSkyrocketError } from '../../core/errors.ts';
+import { TransactionChecker } from '../../lambdas/txn-check/txn-check.ts';
+import { delaySweepFromEnv, type DelaySweepRuntime } from '../../lambdas/delay-sweep/from-env.ts';
 import {
   NameServer,
   dynamoClientConfig,
@@ -37,9 +50,12 @@ import {
   generateApiKey,
   s3ClientConfig,
   startEmbeddedServers,
+  TransactionTables,
   type EmbeddedServers,
 } from '../../namesrv/index.ts';
 import { readCredentials, writeCredentials, type DevBroker } from './credentials.ts';
+import { defaultFunctionsDir, example, setupExample, startDevLambda } from '../../lambdas/local-invoke/dev-lambda.ts';
+import type { LocalLambdaServer } from '../../lambdas/local-invoke/index.ts';
 
 export interface DevOptions {
   /** Where everything lives. @default '.skyrocket' */
@@ -50,6 +66,10 @@ export interface DevOptions {
   dynamodbPort: number;
   /** @default 0 (a free port) */
   s3Port: number;
+  /** Folder of Lambda consumer handlers the local Invoke endpoint serves. @default lambdas/examples */
+  functions?: string | undefined;
+  /** Create the example topic, group and Lambda subscription (lambdas/examples/order-logger.ts). @default false */
+  example?: boolean | undefined;
 }
 
 /** Names and limits of the local cluster, in one place. */
@@ -68,12 +88,30 @@ const dev = {
   brokerStartTimeoutMs: 60_000,
   /** Lines of a broker's stderr kept to explain why it died. */
   stderrTailLines: 20,
+  /** How often the txn-check sweep runs; more often than the cloud's minute, for a quick check-back. */
+  txnCheckIntervalMs: 5_000,
+  /** How often the delay sweep runs, unless SKYROCKET_DELAY_SWEEP_INTERVAL_MS says otherwise. */
+  delaySweepIntervalMs: 60_000,
 } as const;
 
 const root = path.resolve(import.meta.dirname, '../..');
 const brokerMain = path.join(root, 'broker-fargate/src/main.ts');
 const brokerGuard = pathToFileURL(path.join(import.meta.dirname, 'broker-guard.ts')).href;
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/** The txn-check sweep on its timer, and the sweep running now, which a stop waits for. */
+interface TxnCheckTimer {
+  timer: NodeJS.Timeout;
+  running: Promise<unknown> | undefined;
+  dynamo: DynamoDBClient;
+}
+
+/** The delay sweep on its timer, and the run going on now, which a stop waits for. */
+interface DelaySweepTimer {
+  timer: NodeJS.Timeout;
+  running: Promise<unknown> | undefined;
+  runtime: DelaySweepRuntime;
+}
 
 interface RunningBroker extends DevBroker {
   child: ChildProcess;
@@ -144,6 +182,10 @@ class DevCluster {
   readonly #options: DevOptions;
   readonly #brokers: RunningBroker[] = [];
   #servers: EmbeddedServers | undefined;
+  /** The local Lambda Invoke endpoint the brokers' dispatchers call. */
+  #lambda: LocalLambdaServer | undefined;
+  #txnCheck: TxnCheckTimer | undefined;
+  #delaySweep: DelaySweepTimer | undefined;
   #stopping = false;
   #resolveStop!: (code: number) => void;
   /** Resolves with the exit code once something asks the cluster to stop. */
@@ -212,14 +254,25 @@ class DevCluster {
     }
     this.#throwIfStopping();
 
+    const functionsDir = path.resolve(this.#options.functions ?? defaultFunctionsDir);
+    const lambda = await startDevLambda({
+      functionsDir,
+      host: dev.host,
+      onError: (name, error) => complain(`lambda ${name}: ${error instanceof Error ? error.message : String(error)}`),
+    });
+    this.#lambda = lambda.server;
+
     say(`  starting ${dev.brokerCount} brokers`);
     const secret = this.#internalSecret();
     const started = await Promise.allSettled(brokerPorts.map((p, i) => this.#startBroker(i + 1, p, secret, servers)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     this.#throwIfStopping();
+    this.#startTxnCheck(secret, servers);
+    this.#startDelaySweep(secret, servers);
 
     const endpoint = (this.#brokers[0] as RunningBroker).url;
+    if (this.#options.example === true) await setupExample(endpoint, apiKey);
     const brokers = this.#brokers.map(({ brokerId, brokerGroup, url, pid }) => ({ brokerId, brokerGroup, url, pid }));
     const credentials = writeCredentials(this.#dataDir, {
       endpoint,
@@ -236,6 +289,11 @@ class DevCluster {
     for (const b of this.#brokers) {
       say(`  broker ${b.brokerId}     ${b.url}  (${b.brokerGroup}, pid ${b.pid}, log ${displayPath(b.log.path.toString())})`);
     }
+    const names = lambda.functions.list();
+    say(`  lambda       ${lambda.server.url}  (functions in ${displayPath(functionsDir)}: ${names.length === 0 ? 'none' : names.join(', ')})`);
+    if (this.#options.example === true) {
+      say(`  example      topic ${example.topic} -> group ${example.group} -> function ${example.functionName}`);
+    }
     say(`  endpoint     ${endpoint}`);
     say(`  api key      ${apiKey}`);
     say(`  credentials  ${credentials}`);
@@ -247,6 +305,55 @@ class DevCluster {
 
   #throwIfStopping(): void {
     if (this.#stopping) throw new DevFailure('stopped during start');
+  }
+
+  /** The delay sweep on a timer: the Lambda handler's code, configured as the brokers are. */
+  #startDelaySweep(secret: string, servers: EmbeddedServers): void {
+    const runtime = delaySweepFromEnv(
+      {
+        SKYROCKET_INTERNAL_SECRET: secret,
+        SKYROCKET_TABLE_PREFIX: dev.tablePrefix,
+        SKYROCKET_TIMER_HORIZON_MS: timerHorizonMs(),
+        SKYROCKET_DYNAMODB_ENDPOINT: servers.dynamodb.endpoint,
+        AWS_REGION: servers.dynamodb.region,
+        AWS_ACCESS_KEY_ID: servers.dynamodb.credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: servers.dynamodb.credentials.secretAccessKey,
+        ...s3Variables(servers),
+      },
+      { info() {}, warn: (msg) => complain(`delay-sweep: ${msg}`), error: (msg) => complain(`delay-sweep: ${msg}`) },
+    );
+    const intervalMs = Number(process.env['SKYROCKET_DELAY_SWEEP_INTERVAL_MS'] || dev.delaySweepIntervalMs);
+    const state: DelaySweepTimer = {
+      timer: setInterval(() => {
+        if (state.running !== undefined) return; // the previous run is still going
+        state.running = runtime.sweep
+          .run()
+          .catch((error: unknown) => complain(`delay-sweep: ${describe(error)}`))
+          .finally(() => (state.running = undefined));
+      }, Number.isSafeInteger(intervalMs) && intervalMs >= 100 ? intervalMs : dev.delaySweepIntervalMs),
+      running: undefined,
+      runtime,
+    };
+    this.#delaySweep = state;
+  }
+
+  /** The txn-check sweep on a timer, with the brokers' secret and the stand-in's tables. */
+  #startTxnCheck(secret: string, servers: EmbeddedServers): void {
+    const dynamo = new DynamoDBClient(dynamoClientConfig(servers.dynamodb));
+    const checker = new TransactionChecker({
+      tables: new TransactionTables({ client: dynamo, prefix: dev.tablePrefix }),
+      brokers: new NameServer({ client: dynamo, prefix: dev.tablePrefix }),
+      internalSecret: secret,
+      log: { info() {}, warn: (_obj, msg) => complain(`txn-check: ${msg ?? 'warning'}`) },
+    });
+    const state: TxnCheckTimer = {
+      timer: setInterval(() => {
+        state.running = checker.run().catch((error: unknown) => complain(`txn-check: ${describe(error)}`));
+      }, dev.txnCheckIntervalMs),
+      running: undefined,
+      dynamo,
+    };
+    this.#txnCheck = state;
   }
 
   /** SKYROCKET_API_KEY when set, else the key of the last run, else a new one. */
@@ -306,6 +413,9 @@ class DevCluster {
         SKYROCKET_DYNAMODB_ENDPOINT: servers.dynamodb.endpoint,
         SKYROCKET_TABLE_PREFIX: dev.tablePrefix,
         SKYROCKET_INTERNAL_SECRET: secret,
+        SKYROCKET_LAMBDA_ENDPOINT: this.#lambda?.url ?? '',
+        SKYROCKET_TIMER_HORIZON_MS: timerHorizonMs(),
+        ...s3Variables(servers),
         AWS_REGION: servers.dynamodb.region,
         AWS_ACCESS_KEY_ID: servers.dynamodb.credentials.accessKeyId,
         AWS_SECRET_ACCESS_KEY: servers.dynamodb.credentials.secretAccessKey,
@@ -365,6 +475,18 @@ class DevCluster {
   async stop(): Promise<number> {
     this.#stopping = true;
     let code = 0;
+    if (this.#delaySweep !== undefined) {
+      clearInterval(this.#delaySweep.timer);
+      await this.#delaySweep.running;
+      this.#delaySweep.runtime.close();
+      this.#delaySweep = undefined;
+    }
+    if (this.#txnCheck !== undefined) {
+      clearInterval(this.#txnCheck.timer);
+      await this.#txnCheck.running;
+      this.#txnCheck.dynamo.destroy();
+      this.#txnCheck = undefined;
+    }
     await Promise.all(
       this.#brokers.map(async (b) => {
         const running = isRunning(b.child);
@@ -387,9 +509,25 @@ class DevCluster {
         await new Promise<void>((resolve) => b.log.end(resolve));
       }),
     );
+    await this.#lambda?.close();
     if (this.#servers !== undefined) await this.#servers.stop();
     return code;
   }
+}
+
+/** The timer horizon of the brokers and the delay sweep: SKYROCKET_TIMER_HORIZON_MS, or 1 h. */
+function timerHorizonMs(): string {
+  return process.env['SKYROCKET_TIMER_HORIZON_MS'] || '3600000';
+}
+
+/** Where the brokers and the delay sweep park large far-timer bodies: the dev bucket in s3rver. */
+function s3Variables(servers: EmbeddedServers): Record<string, string> {
+  return {
+    SKYROCKET_S3_BUCKET: dev.bucket,
+    SKYROCKET_S3_ENDPOINT: servers.s3.endpoint,
+    SKYROCKET_S3_ACCESS_KEY_ID: servers.s3.credentials.accessKeyId,
+    SKYROCKET_S3_SECRET_ACCESS_KEY: servers.s3.credentials.secretAccessKey,
+  };
 }
 
 /** Relative to the working directory when inside it, else absolute. */

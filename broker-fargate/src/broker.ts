@@ -28,6 +28,24 @@ import { parseReceiptHandle } from './consume/receipt-handle.ts';
 import { authorize, type Action, type Directory, type GroupInfo, type Principal, type TopicRoute } from './directory.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { MessageStore, type RecordInput } from './store/index.ts';
+import { TimerService, parseMoveRequest, timerTopic } from './timer/index.ts';
+import type { TimerIndex } from '../../namesrv/timers.ts';
+import { createDispatcher, type DispatchConfig, type Dispatcher, type LambdaInvoker } from './dispatch/index.ts';
+import { checkLambdaSubscription } from '../../namesrv/lambda-subscription.ts';
+import {
+  IndexWriter,
+  TransactionService,
+  decodeTransactionId,
+  parseTransactionalSend,
+  resolvers,
+  transactionTopics,
+  type CheckRequest,
+  type Outcome,
+  type ResolvedBy,
+  type TransactionRegistry,
+  type TransactionStatus,
+} from './transaction/index.ts';
+import { checkProducerGroupName, type ProducerGroup } from '../../namesrv/transactions.ts';
 
 /** Where a broker's log lines go: pino in the process, anything with these methods in tests. */
 export interface BrokerLogger {
@@ -41,8 +59,16 @@ const silentLogger: BrokerLogger = { info() {}, warn() {}, error() {} };
 export interface BrokerOptions {
   config: BrokerConfig;
   directory: Directory;
+  /** Where far delayed messages are parked (namesrv/timers.ts). @default none: every timer waits in the wheel */
+  timerIndex?: TimerIndex | undefined;
+  /** Producer-group registrations and the index of unresolved transactions (namesrv/transactions.ts). */
+  transactionRegistry: TransactionRegistry;
   logger?: BrokerLogger;
   now?: () => number;
+  /** Settings of the Lambda dispatcher (dispatch/). @default defaultDispatchConfig */
+  dispatch?: DispatchConfig;
+  /** Invokes Lambda consumers. @default the AWS SDK, at `dispatch.lambdaEndpoint` */
+  lambdaInvoker?: LambdaInvoker;
 }
 
 interface ReceiveParams {
@@ -76,7 +102,14 @@ export class Broker {
   readonly store: MessageStore;
   readonly groups: ConsumerGroups;
   readonly deadLetters: DeadLetters;
+  /** Pushes batches to the Lambda functions that groups subscribe. */
+  readonly dispatcher: Dispatcher;
+  readonly transactions: TransactionService;
   readonly metrics = new BrokerMetrics();
+  /** Delayed messages; started in `start`, before the broker serves. */
+  #timers!: TimerService;
+  readonly #registry: TransactionRegistry;
+  readonly #transactionIndex: IndexWriter;
   readonly #directory: Directory;
   readonly #log: BrokerLogger;
   readonly #now: () => number;
@@ -88,7 +121,7 @@ export class Broker {
   #inflightRequests = 0;
   #url = '';
 
-  private constructor(options: BrokerOptions, store: MessageStore) {
+  private constructor(options: BrokerOptions, store: MessageStore, transactions: TransactionService) {
     this.config = options.config;
     this.#directory = options.directory;
     this.#log = options.logger ?? silentLogger;
@@ -101,6 +134,26 @@ export class Broker {
       now: this.#now,
     });
     this.deadLetters = new DeadLetters(store, path.join(this.config.dataDir, 'consume'));
+    this.dispatcher = createDispatcher({
+      groups: this.groups,
+      brokerGroup: this.config.brokerGroup,
+      directory: this.#directory,
+      registry: this.metrics.registry,
+      log: this.#log,
+      config: options.dispatch,
+      invoker: options.lambdaInvoker,
+      now: this.#now,
+    });
+    this.transactions = transactions;
+    this.#registry = options.transactionRegistry;
+    this.#transactionIndex = new IndexWriter({
+      index: this.#registry,
+      brokerGroup: this.config.brokerGroup,
+      isPending: (id) => transactions.isPending(id),
+      onError: (err, what) => this.#log.warn({ err, brokerGroup: this.config.brokerGroup }, `transaction index: could not ${what}; retrying`),
+    });
+    transactions.listener = this.#transactionIndex;
+    transactions.onCommitted = (topic) => this.#notify(topic);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
     this.#server = this.config.tls
       ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
@@ -119,13 +172,36 @@ export class Broker {
       segmentSizeBytes: config.segmentSizeBytes,
       retentionMs: config.retentionMs,
     });
-    const broker = new Broker(options, store);
+    const transactions = await TransactionService.open({
+      store,
+      brokerGroup: config.brokerGroup,
+      dataDir: path.join(config.dataDir, 'transaction'),
+      host: new URL(config.advertisedUrl).host,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+    const broker = new Broker(options, store, transactions);
+    broker.#reconcileTransactionIndex();
+    broker.#timers = await TimerService.start({
+      store,
+      dataDir: path.join(config.dataDir, 'timer'),
+      brokerGroup: config.brokerGroup,
+      horizonMs: config.timerHorizonMs,
+      index: options.timerIndex,
+      topicExists: (topic) => broker.#topicExists(topic),
+      onDelivered: (topics) => {
+        for (const topic of topics) broker.#notify(topic);
+      },
+      log: broker.#log,
+      registry: broker.metrics.registry,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
     await new Promise<void>((resolve, reject) => {
       broker.#server.once('error', reject);
       broker.#server.listen(config.port, config.host, () => resolve());
     });
     const port = (broker.#server.address() as AddressInfo).port;
     broker.#url = config.port === 0 ? config.advertisedUrl.replace(/:\d+$/, `:${port}`) : config.advertisedUrl;
+    broker.dispatcher.start();
     broker.#log.info(
       { brokerId: config.brokerId, brokerGroup: config.brokerGroup, url: broker.#url, recovery: store.recovery },
       'broker started',
@@ -140,6 +216,11 @@ export class Broker {
 
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The timing wheel of delayed messages. */
+  get timers(): TimerService {
+    return this.#timers;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -179,7 +260,20 @@ export class Broker {
     r.on('POST', '/v1/groups/:group/dlq/redrive', (req, res, p) => this.#redrive(req, res, p));
     r.on('GET', '/v1/groups/:group/offsets', (req, res, p, url) => this.#getOffsets(req, res, p, url));
     r.on('PUT', '/v1/groups/:group/offsets', (req, res, p) => this.#putOffsets(req, res, p));
+    r.on('PUT', '/v1/groups/:group/lambda-subscriptions/:topic', (req, res, p) => this.#putLambdaSubscription(req, res, p));
+    r.on('DELETE', '/v1/groups/:group/lambda-subscriptions/:topic', (req, res, p) => this.#deleteLambdaSubscription(req, res, p));
     r.on('GET', '/v1/messages/:messageId', (req, res, p) => this.#getMessage(req, res, p));
+    r.on('DELETE', '/v1/messages/:messageId', (req, res, p) => this.#cancelMessage(req, res, p));
+    r.on('POST', '/v1/internal/timers', (req, res) => this.#moveTimers(req, res));
+    r.on('POST', '/v1/producer-groups', (req, res) => this.#createProducerGroup(req, res));
+    r.on('GET', '/v1/producer-groups', (req, res) => this.#listProducerGroups(req, res));
+    r.on('GET', '/v1/producer-groups/:producerGroup', (req, res, p) => this.#getProducerGroup(req, res, p));
+    r.on('DELETE', '/v1/producer-groups/:producerGroup', (req, res, p) => this.#deleteProducerGroup(req, res, p));
+    r.on('POST', '/v1/producer-groups/:producerGroup/checks', (req, res, p) => this.#pollChecks(req, res, p));
+    r.on('GET', '/v1/transactions/:transactionId', (req, res, p, url) => this.#getTransaction(req, res, p, url));
+    r.on('POST', '/v1/transactions/:transactionId/commit', (req, res, p) => this.#commitTransaction(req, res, p));
+    r.on('POST', '/v1/transactions/:transactionId/rollback', (req, res, p) => this.#rollbackTransaction(req, res, p));
+    r.on('POST', '/v1/transactions/:transactionId/check', (req, res, p) => this.#checkTransaction(req, res, p));
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -215,6 +309,15 @@ export class Broker {
 
   /** Authenticates the caller and checks one permission. Forwarded requests carry the secret. */
   async #auth(req: http.IncomingMessage, action: Action, resource: string): Promise<RequestContext> {
+    const ctx = await this.#authenticate(req);
+    if (!authorize(ctx.principal, action, resource)) {
+      throw new SkyrocketError('FORBIDDEN', `principal ${ctx.principal.name} may not ${action} ${resource === '*' ? '' : resource}`.trim());
+    }
+    return ctx;
+  }
+
+  /** Authenticates the caller without checking a permission (the handler checks one later). */
+  async #authenticate(req: http.IncomingMessage): Promise<RequestContext> {
     const internal = req.headers[internalHeader];
     if (typeof internal === 'string') {
       if (!constantTimeEqual(internal, this.config.internalSecret)) {
@@ -228,9 +331,6 @@ export class Broker {
     if (match === null) throw new SkyrocketError('UNAUTHORIZED', 'missing API key: send "Authorization: Bearer <key>"');
     const principal = await this.#directory.authenticate(match[1] as string);
     if (principal === undefined) throw new SkyrocketError('UNAUTHORIZED', 'unknown API key');
-    if (!authorize(principal, action, resource)) {
-      throw new SkyrocketError('FORBIDDEN', `principal ${principal.name} may not ${action} ${resource === '*' ? '' : resource}`.trim());
-    }
     return { principal, internal: false };
   }
 
@@ -298,6 +398,7 @@ export class Broker {
     await this.#auth(req, 'admin', '*');
     const body = await readJson(req, 64 * 1024);
     const name = validateTopicName(body['name'], 'name');
+    if (name === timerTopic) throw new SkyrocketError('ILLEGAL_TOPIC', `${timerTopic} is reserved for the broker's timers`, { field: 'name' });
     const queues = body['queues'] ?? 8;
     if (!Number.isSafeInteger(queues) || (queues as number) < 1 || (queues as number) > 1024) {
       throw new SkyrocketError('INVALID_ARGUMENT', 'queues must be an integer from 1 to 1024', { field: 'queues' });
@@ -392,6 +493,35 @@ export class Broker {
     res.writeHead(204).end();
   }
 
+  /** Makes the group's messages of one topic go to a Lambda function (dispatch/). */
+  async #putLambdaSubscription(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateGroupName(p['group']);
+    const topic = validateTopicName(p['topic']);
+    await this.#auth(req, 'admin', '*');
+    const body = await readJson(req, 64 * 1024);
+    if (body['topic'] !== undefined && body['topic'] !== topic) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'topic is given by the path', { field: 'topic' });
+    }
+    const spec = checkLambdaSubscription({ ...body, topic });
+    const group = await this.#directory.group(name);
+    if (group.mode !== 'CLUSTERING') {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'only CLUSTERING groups can have a Lambda subscription', { field: 'group' });
+    }
+    await this.#directory.topic(topic);
+    const updated = await this.#directory.putLambdaSubscription(name, spec);
+    void this.dispatcher.refresh();
+    sendJson(res, 200, updated);
+  }
+
+  async #deleteLambdaSubscription(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = validateGroupName(p['group']);
+    const topic = validateTopicName(p['topic']);
+    await this.#auth(req, 'admin', '*');
+    await this.#directory.deleteLambdaSubscription(name, topic);
+    void this.dispatcher.refresh();
+    res.writeHead(204).end();
+  }
+
   /** The group with its lag per topic and queue, gathered from every broker group. */
   async #getGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
     const name = validateGroupName(p['group']);
@@ -456,6 +586,7 @@ export class Broker {
     if (!route.writable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not writable`);
     const now = this.#now();
     const messages = validateBatch(decodeBodies(body['messages'], topic), { nowMs: now });
+    const transaction = parseTransactionalSend(body, route.type, messages);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as MessageInput;
       if (route.type === 'FIFO' && m.messageGroup === undefined) {
@@ -463,10 +594,13 @@ export class Broker {
           field: `messages[${i}].messageGroup`,
         });
       }
-      if (m.deliverAt !== undefined && m.deliverAt > now) {
-        throw new SkyrocketError('NOT_IMPLEMENTED', 'delayed delivery is not available yet; send without deliverAt/delayMs', {
-          field: `messages[${i}]`,
-        });
+      // As RocketMQ 5: a delivery time makes a message a DELAY message, which only DELAY topics take.
+      if (m.deliverAt !== undefined && route.type !== 'DELAY') {
+        throw new SkyrocketError(
+          'MESSAGE_PROPERTY_CONFLICT_WITH_TYPE',
+          `topic ${topic} is ${route.type}: only DELAY topics take deliverAt, delayMs or delayLevel`,
+          { field: `messages[${i}]` },
+        );
       }
     }
     // The batch goes to one broker group, so it is stored whole or not at all.
@@ -489,8 +623,19 @@ export class Broker {
       bornTimestamp: now,
       bornHost,
     }));
+    // Messages due later are stored as timers (timer/timer-records.ts); a time passed sends at once.
+    for (let i = 0; i < records.length; i++) {
+      const at = (messages[i] as MessageInput).deliverAt;
+      if (at !== undefined && at > now) records[i] = this.#timers.recordFor({ ...(records[i] as RecordInput), deliverAt: at }, now);
+    }
+    if (transaction !== undefined) {
+      // Half messages: stored, invisible until committed (see transaction/transaction-service.ts).
+      sendJson(res, 200, { results: await this.transactions.prepare(records, transaction.producerGroup) });
+      return;
+    }
     const started = performance.now();
     const results = await this.store.append(records);
+    this.#timers.appended(records, results);
     this.metrics.appendSeconds.observe((performance.now() - started) / 1000);
     let bytes = 0;
     for (const m of messages) bytes += m.body.length;
@@ -498,7 +643,11 @@ export class Broker {
     this.metrics.bytesIn.inc({ topic }, bytes);
     this.#notify(topic);
     sendJson(res, 200, {
-      results: results.map((r) => ({ messageId: r.messageId, queueId: r.queueId, queueOffset: r.queueOffset })),
+      results: results.map((r, i) =>
+        (records[i] as RecordInput).topic === timerTopic
+          ? { messageId: r.messageId, queueId: queueIds[i], queueOffset: -1, deliverAt: (messages[i] as MessageInput).deliverAt }
+          : { messageId: r.messageId, queueId: r.queueId, queueOffset: r.queueOffset },
+      ),
     });
   }
 
@@ -536,6 +685,7 @@ export class Broker {
   }
 
   #notify(topic: string): void {
+    this.dispatcher.notify(topic);
     const waiters = this.#waiters.get(topic);
     if (waiters === undefined) return;
     this.#waiters.delete(topic);
@@ -1049,9 +1199,100 @@ export class Broker {
       this.#relay(res, { status: reply.status, json: await replyJson(reply) });
       return;
     }
-    const message = await this.store.getById(id);
+    let message = await this.store.getById(id);
+    // A half message is shown as its committed message, and not before; op records never.
+    if (message?.topic === transactionTopics.half || message?.topic === transactionTopics.op) message = await this.transactions.visibleMessage(message);
+    // A delayed message: the delivered message, or the scheduled one while it waits.
+    if (message === undefined || message.topic === timerTopic) message = await this.#timers.lookup(id);
     if (message === undefined) throw new SkyrocketError('MESSAGE_NOT_FOUND', `no message ${id}`);
     sendJson(res, 200, messageJson(message));
+  }
+
+  /**
+   * Cancels a delayed message before it is delivered, on the broker that holds it. The caller
+   * needs publish permission on the message's topic.
+   */
+  async #cancelMessage(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const id = p['messageId'] ?? '';
+    const { brokerId } = decodeMessageId(id);
+    const ctx = await this.#authenticate(req);
+    if (brokerId !== this.config.brokerId) {
+      if (ctx.internal) throw new SkyrocketError('MESSAGE_NOT_FOUND', `message ${id} is not stored on this broker`);
+      const url = await this.#directory.brokerUrl(brokerId);
+      if (url === undefined) throw new SkyrocketError('MESSAGE_NOT_FOUND', `the broker that stored ${id} is not available`);
+      const headers = { [internalHeader]: this.config.internalSecret, [principalHeader]: ctx.principal.name };
+      const call = async (method: string): Promise<{ status: number; json: Record<string, unknown> }> => {
+        try {
+          const reply = await fetch(`${url}/v1/messages/${encodeURIComponent(id)}`, { method, headers });
+          return { status: reply.status, json: reply.status === 204 ? {} : await replyJson(reply) };
+        } catch (error) {
+          throw new SkyrocketError('SERVICE_UNAVAILABLE', `broker ${brokerId} did not answer`, { cause: error });
+        }
+      };
+      if (!ctx.principal.admin) {
+        const found = await call('GET');
+        if (found.status !== 200) return this.#relay(res, found);
+        this.#mayCancel(ctx, found.json['topic']);
+      }
+      const reply = await call('DELETE');
+      if (reply.status === 204) res.writeHead(204).end();
+      else this.#relay(res, reply);
+      return;
+    }
+    if (!ctx.internal && !ctx.principal.admin) this.#mayCancel(ctx, (await this.#timers.lookup(id))?.topic);
+    if (!(await this.#timers.cancel(id))) {
+      throw new SkyrocketError('MESSAGE_NOT_FOUND', `no scheduled message ${id}: unknown, already delivered or already cancelled`);
+    }
+    res.writeHead(204).end();
+  }
+
+  #mayCancel(ctx: RequestContext, topic: unknown): void {
+    if (typeof topic !== 'string') throw new SkyrocketError('MESSAGE_NOT_FOUND', 'no such scheduled message');
+    if (!authorize(ctx.principal, 'publish', topic)) {
+      throw new SkyrocketError('FORBIDDEN', `principal ${ctx.principal.name} may not publish to ${topic}, so may not cancel its messages`);
+    }
+  }
+
+  /**
+   * The delay sweep moves timers that come due within the horizon from the timer index back into
+   * this broker's wheel. Each timer's result says whether it was taken (or was already, or was
+   * cancelled, or its topic is gone: the sweep deletes those) or refused (it stays parked).
+   */
+  async #moveTimers(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    const raw = await readBody(req, maxRequestBytes);
+    const timers = parseMoveRequest(parseJsonObject(raw));
+    const results: Array<{ messageId: string; status: string; code?: string; message?: string }> = new Array(timers.length);
+    const mine: Array<{ index: number; timer: (typeof timers)[number] }> = [];
+    for (let i = 0; i < timers.length; i++) {
+      const t = timers[i] as (typeof timers)[number];
+      let route: TopicRoute;
+      try {
+        route = await this.#directory.topic(t.topic);
+      } catch (error) {
+        const e = toSkyrocketError(error);
+        if (e.code !== 'TOPIC_NOT_FOUND') throw e;
+        results[i] = { messageId: t.messageId, status: 'DROPPED', code: e.code, message: e.message };
+        continue;
+      }
+      if (!this.#ownsQueue(route, t.queueId)) {
+        results[i] = { messageId: t.messageId, status: 'REJECTED', code: 'NOT_LEADER', message: `queue ${t.queueId} of ${t.topic} is not owned here` };
+        continue;
+      }
+      mine.push({ index: i, timer: t });
+    }
+    const moved = mine.length === 0 ? [] : await this.#timers.move(mine.map((m) => m.timer));
+    mine.forEach((m, k) => (results[m.index] = moved[k] as (typeof moved)[number]));
+    sendJson(res, 200, { results });
+  }
+
+  async #topicExists(topic: string): Promise<boolean> {
+    try {
+      await this.#directory.topic(topic);
+      return true;
+    } catch (error) {
+      return toSkyrocketError(error).code !== 'TOPIC_NOT_FOUND';
+    }
   }
 
   async #queryByKey(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
@@ -1081,6 +1322,225 @@ export class Broker {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Transactions (transaction/transaction-service.ts has the design)
+
+  /** Adds what the DynamoDB index lacks and drops what it holds too much, until it succeeds once. */
+  #reconcileTransactionIndex(): void {
+    const attempt = (): void => {
+      if (this.#stopping) return;
+      this.#transactionIndex.reconcile(this.transactions.pending()).catch((err: unknown) => {
+        this.#log.warn({ err, brokerGroup: this.config.brokerGroup }, 'transaction index: could not reconcile; retrying');
+        setTimeout(attempt, 5_000).unref();
+      });
+    };
+    attempt();
+  }
+
+  async #createProducerGroup(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    const body = await readJson(req, 64 * 1024);
+    const group = await this.#registry.createProducerGroup({
+      name: body['name'] as string,
+      checkUrl: body['checkUrl'] as string | undefined,
+      checkLambdaArn: body['checkLambdaArn'] as string | undefined,
+      checkDelayMs: body['checkDelayMs'] as number | undefined,
+      checkIntervalMs: body['checkIntervalMs'] as number | undefined,
+      maxChecks: body['maxChecks'] as number | undefined,
+    });
+    sendJson(res, 201, producerGroupJson(group));
+  }
+
+  async #listProducerGroups(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    await this.#auth(req, 'admin', '*');
+    sendJson(res, 200, { producerGroups: (await this.#registry.listProducerGroups()).map(producerGroupJson) });
+  }
+
+  /** The group's settings: its registration, or the defaults an unregistered group gets. */
+  async #getProducerGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = checkProducerGroupName(p['producerGroup'], 'producerGroup');
+    await this.#auth(req, 'admin', '*');
+    sendJson(res, 200, producerGroupJson(await this.#registry.effectiveProducerGroup(name)));
+  }
+
+  async #deleteProducerGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const name = checkProducerGroupName(p['producerGroup'], 'producerGroup');
+    await this.#auth(req, 'admin', '*');
+    await this.#registry.deleteProducerGroup(name);
+    res.writeHead(204).end();
+  }
+
+  /**
+   * Long poll of an SDK producer for check requests of its group, from every broker group: the
+   * check requests of topics the caller may publish to.
+   */
+  async #pollChecks(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const producerGroup = checkProducerGroupName(p['producerGroup'], 'producerGroup');
+    const ctx = await this.#authenticate(req);
+    const raw = await readBody(req, 64 * 1024);
+    const body = raw.length === 0 ? {} : parseJsonObject(raw);
+    const max = validateMaxMessages(body['max'] ?? 32, 'max');
+    const waitMs = validateWaitMs(body['waitMs'] ?? 0);
+    // A forwarded poll carries the caller's publish permissions; nobody else may narrow or widen them.
+    const publish = ctx.internal && Array.isArray(body['publish']) ? (body['publish'] as unknown[]).filter((t) => typeof t === 'string') : undefined;
+    if (!ctx.internal && !ctx.principal.admin && ctx.principal.publish.length === 0) {
+      throw new SkyrocketError('FORBIDDEN', `principal ${ctx.principal.name} may not publish to any topic`);
+    }
+    const allowed = (topic: string): boolean =>
+      publish === undefined ? authorize(ctx.principal, 'publish', topic) : publish.includes('*') || publish.includes(topic);
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const deadline = this.#now() + waitMs;
+    const local = (limit: number, until: number, signal: AbortSignal): Promise<Array<Record<string, unknown>>> =>
+      this.#stopping ? Promise.resolve([]) : this.transactions.takeChecks(producerGroup, limit, allowed, until, signal).then((c) => c.map(checkJson));
+    if (ctx.internal) {
+      sendJson(res, 200, { checks: await local(max, deadline, abort.signal) });
+      return;
+    }
+    const owners = await this.#allGroups();
+    const forwardedPublish = ctx.principal.admin ? ['*'] : ctx.principal.publish;
+    const fromOwner = async (owner: string, limit: number, until: number, signal: AbortSignal): Promise<Array<Record<string, unknown>>> => {
+      if (owner === this.config.brokerGroup) return local(limit, until, signal);
+      const payload = JSON.stringify({ publish: forwardedPublish, max: limit, waitMs: Math.max(0, until - this.#now()) });
+      const reply = await this.#forward(owner, ctx, 'POST', `/v1/producer-groups/${encodeURIComponent(producerGroup)}/checks`, payload, signal);
+      if (reply.status !== 200) throw errorFromReply(reply);
+      return (reply.json['checks'] as Array<Record<string, unknown>>) ?? [];
+    };
+    // Pass 1: what is queued now, our own first; a broker group that does not answer is skipped.
+    const checks: Array<Record<string, unknown>> = [];
+    for (const owner of owners) {
+      if (checks.length >= max) break;
+      checks.push(...(await fromOwner(owner, max - checks.length, 0, abort.signal).catch(() => [])));
+    }
+    if (checks.length > 0 || this.#now() >= deadline) {
+      sendJson(res, 200, { checks });
+      return;
+    }
+    // Pass 2: wait on all of them, each for its share of `max` (a request taken beyond `max`
+    // would be dropped and asked again only at the next check); the first to answer ends the others' waits.
+    const stop = new AbortController();
+    abort.signal.addEventListener('abort', () => stop.abort());
+    const share = Math.max(1, Math.floor(max / owners.length));
+    const results = await Promise.allSettled(
+      owners.map(async (owner) => {
+        const got = await fromOwner(owner, share, deadline, stop.signal);
+        if (got.length > 0) stop.abort();
+        return got;
+      }),
+    );
+    for (const result of results) if (result.status === 'fulfilled') checks.push(...result.value);
+    sendJson(res, 200, { checks: checks.slice(0, max) });
+  }
+
+  /** Where the transaction lives and whether the caller may see it; throws unless it is here. */
+  async #transactionHere(ctx: RequestContext, id: string): Promise<boolean> {
+    const { brokerGroup } = decodeTransactionId(id);
+    if (brokerGroup === this.config.brokerGroup) return true;
+    if (ctx.internal) throw new SkyrocketError('NOT_LEADER', `transaction ${id} is held by broker group ${brokerGroup}`);
+    return false;
+  }
+
+  /** A caller may see and resolve the transactions of topics it may publish to. */
+  #mayPublish(ctx: RequestContext, topic: unknown): void {
+    if (typeof topic !== 'string' || !authorize(ctx.principal, 'publish', topic)) {
+      throw new SkyrocketError('FORBIDDEN', `principal ${ctx.principal.name} may not publish to the topic of this transaction`);
+    }
+  }
+
+  async #getTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+    const id = p['transactionId'] ?? '';
+    decodeTransactionId(id);
+    const ctx = await this.#authenticate(req);
+    const withMessage = url.searchParams.get('message') !== 'false';
+    if (!(await this.#transactionHere(ctx, id))) {
+      const reply = await this.#forward(decodeTransactionId(id).brokerGroup, ctx, 'GET', `${url.pathname}${url.search}`);
+      if (reply.status === 200) this.#mayPublish(ctx, reply.json['topic']);
+      this.#relay(res, reply);
+      return;
+    }
+    const status = await this.transactions.status(id);
+    this.#mayPublish(ctx, status.topic);
+    sendJson(res, 200, transactionJson(status, withMessage));
+  }
+
+  async #commitTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const id = p['transactionId'] ?? '';
+    decodeTransactionId(id);
+    const ctx = await this.#authenticate(req);
+    const raw = await readBody(req, 64 * 1024);
+    await this.#endTransaction(ctx, res, id, 'COMMIT', raw);
+  }
+
+  async #rollbackTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const id = p['transactionId'] ?? '';
+    decodeTransactionId(id);
+    const ctx = await this.#authenticate(req);
+    const raw = await readBody(req, 64 * 1024);
+    await this.#endTransaction(ctx, res, id, 'ROLLBACK', raw);
+  }
+
+  /**
+   * Commit or rollback, here or at the owning broker group. The body is optional; the check
+   * sweep (an internal caller) or an admin may say what resolved it and after how many checks.
+   */
+  async #endTransaction(ctx: RequestContext, res: http.ServerResponse, id: string, outcome: Outcome, raw: Buffer): Promise<void> {
+    const body = raw.length === 0 ? {} : parseJsonObject(raw);
+    let resolvedBy: ResolvedBy = 'PRODUCER';
+    let checks: number | undefined;
+    if (body['resolvedBy'] !== undefined || body['checks'] !== undefined) {
+      if (!ctx.internal && !ctx.principal.admin) {
+        throw new SkyrocketError('FORBIDDEN', 'only the check sweep or an admin key may set resolvedBy and checks');
+      }
+      const by = body['resolvedBy'] ?? 'PRODUCER';
+      if (!(resolvers as readonly unknown[]).includes(by)) {
+        throw new SkyrocketError('INVALID_ARGUMENT', `resolvedBy must be one of ${resolvers.join(', ')}`, { field: 'resolvedBy' });
+      }
+      resolvedBy = by as ResolvedBy;
+      if (body['checks'] !== undefined && (!Number.isSafeInteger(body['checks']) || (body['checks'] as number) < 0)) {
+        throw new SkyrocketError('INVALID_ARGUMENT', 'checks must be a non-negative integer', { field: 'checks' });
+      }
+      checks = body['checks'] as number | undefined;
+    }
+    const verb = outcome === 'COMMIT' ? 'commit' : 'rollback';
+    if (!(await this.#transactionHere(ctx, id))) {
+      const owner = decodeTransactionId(id).brokerGroup;
+      const path = `/v1/transactions/${encodeURIComponent(id)}`;
+      const status = await this.#forward(owner, ctx, 'GET', `${path}?message=false`);
+      if (status.status !== 200) {
+        this.#relay(res, status);
+        return;
+      }
+      this.#mayPublish(ctx, status.json['topic']);
+      this.#relay(res, await this.#forward(owner, ctx, 'POST', `${path}/${verb}`, raw.length === 0 ? '{}' : raw));
+      return;
+    }
+    if (!ctx.internal) this.#mayPublish(ctx, (await this.transactions.status(id)).topic);
+    const status = await this.transactions.resolve(id, outcome, resolvedBy, checks);
+    this.#log.info(
+      { transactionId: id, topic: status.topic, producerGroup: status.producerGroup, state: status.state, resolvedBy: status.resolvedBy, checks },
+      `transaction ${verb}`,
+    );
+    sendJson(res, 200, transactionJson(status, false));
+  }
+
+  /** The check sweep asks the producer group through its SDK producers' long polls. */
+  async #checkTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+    const id = p['transactionId'] ?? '';
+    decodeTransactionId(id);
+    const ctx = await this.#auth(req, 'admin', '*');
+    const raw = await readBody(req, 64 * 1024);
+    const body = raw.length === 0 ? {} : parseJsonObject(raw);
+    const checks = body['checks'] ?? 1;
+    if (!Number.isSafeInteger(checks) || (checks as number) < 0) {
+      throw new SkyrocketError('INVALID_ARGUMENT', 'checks must be a non-negative integer', { field: 'checks' });
+    }
+    if (!(await this.#transactionHere(ctx, id))) {
+      this.#relay(res, await this.#forward(decodeTransactionId(id).brokerGroup, ctx, 'POST', `/v1/transactions/${encodeURIComponent(id)}/check`, raw.length === 0 ? '{}' : raw));
+      return;
+    }
+    sendJson(res, 200, transactionJson(await this.transactions.requestCheck(id, checks as number), false));
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Lifecycle
 
   /**
@@ -1091,14 +1551,21 @@ export class Broker {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#log.info({ brokerId: this.config.brokerId }, 'broker stopping');
+    // Running invocations may finish and ack within the grace period; the store stays open for them.
+    const dispatcherStopped = this.dispatcher.stop(Date.now() + this.config.shutdownGraceMs);
     for (const topic of [...this.#waiters.keys()]) this.#notify(topic);
+    this.transactions.interrupt();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     const deadline = Date.now() + this.config.shutdownGraceMs;
     while (this.#inflightRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.#server.closeAllConnections();
     await closed;
+    await dispatcherStopped;
+    await this.#timers.stop();
     this.groups.close();
+    this.#transactionIndex.close();
+    await this.transactions.close();
     await this.store.close();
     this.#log.info({ brokerId: this.config.brokerId }, 'broker stopped');
   }
@@ -1109,7 +1576,8 @@ function routeLabel(pathname: string): string {
     .split('/')
     .map((part, i, all) => {
       const prev = all[i - 1];
-      if (prev === 'topics' || prev === 'groups' || prev === 'messages' || prev === 'queues') return `:${prev}`;
+      if (prev === 'topics' || prev === 'groups' || prev === 'messages' || prev === 'queues' || prev === 'lambda-subscriptions') return `:${prev}`;
+      if (prev === 'transactions' || prev === 'producer-groups') return `:${prev}`;
       return part;
     })
     .join('/');
@@ -1176,6 +1644,7 @@ export function messageJson(m: StoredMessage): Record<string, unknown> {
     deliveryAttempt: m.deliveryAttempt,
   };
   if (m.messageGroup !== undefined) out['messageGroup'] = m.messageGroup;
+  if (m.deliverAt !== undefined) out['deliverAt'] = m.deliverAt;
   return out;
 }
 
@@ -1185,6 +1654,46 @@ function deliveryJson(d: Delivery): Record<string, unknown> {
 
 function topicJson(t: TopicRoute): Record<string, unknown> {
   return { name: t.name, type: t.type, queues: t.queueGroups.length, readable: t.readable, writable: t.writable };
+}
+
+/** A transaction's status in the REST API; the message without a queue offset until committed. */
+function transactionJson(status: TransactionStatus, withMessage: boolean): Record<string, unknown> {
+  const { message, ...rest } = status;
+  const out: Record<string, unknown> = { ...rest };
+  if (status.state === 'COMMITTED' && message.queueOffset >= 0) out['queueId'] = message.queueId;
+  if (status.state === 'COMMITTED' && message.queueOffset >= 0) out['queueOffset'] = message.queueOffset;
+  if (withMessage) out['message'] = pendingMessageJson(message);
+  return out;
+}
+
+function pendingMessageJson(m: StoredMessage): Record<string, unknown> {
+  const json = messageJson(m);
+  if (m.queueOffset < 0) delete json['queueOffset'];
+  return json;
+}
+
+function checkJson(c: CheckRequest): Record<string, unknown> {
+  return {
+    transactionId: c.transactionId,
+    messageId: c.messageId,
+    producerGroup: c.producerGroup,
+    topic: c.topic,
+    checks: c.checks,
+    message: pendingMessageJson(c.message),
+  };
+}
+
+function producerGroupJson(g: ProducerGroup): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: g.name,
+    registered: g.registered,
+    checkDelayMs: g.checkDelayMs,
+    checkIntervalMs: g.checkIntervalMs,
+    maxChecks: g.maxChecks,
+  };
+  if (g.checkUrl !== undefined) out['checkUrl'] = g.checkUrl;
+  if (g.checkLambdaArn !== undefined) out['checkLambdaArn'] = g.checkLambdaArn;
+  return out;
 }
 
 function errorFromReply(reply: { status: number; json: Record<string, unknown> }): SkyrocketError {

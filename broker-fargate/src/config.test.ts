@@ -55,7 +55,30 @@ describe('loadConfig', () => {
       internalSecret: '0123456789abcdef',
       heartbeatIntervalMs: 3000,
       shutdownGraceMs: 20_000,
+      timerHorizonMs: 3_600_000,
+      s3: undefined,
     });
+  });
+
+  it('takes the timer horizon and S3, and keeps the horizon within a third of the retention', () => {
+    const config = loadConfig({
+      ...required,
+      [v.timerHorizonMs]: '5000',
+      [v.s3Bucket]: 'skyrocket-dev',
+      [v.s3Endpoint]: 'http://127.0.0.1:4569',
+      [v.s3AccessKeyId]: 'S3RVER',
+      [v.s3SecretAccessKey]: 'S3RVER',
+    });
+    expect(config.timerHorizonMs).toBe(5000);
+    expect(config.s3).toEqual({ bucket: 'skyrocket-dev', endpoint: 'http://127.0.0.1:4569', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    expect(loadConfig({ ...required, [v.s3Bucket]: 'b-1' }).s3).toEqual({ bucket: 'b-1', endpoint: undefined, credentials: undefined });
+    // A short retention shortens the default horizon; an explicit horizon beyond a third of it is refused.
+    expect(loadConfig({ ...required, [v.retentionMs]: '60000' }).timerHorizonMs).toBe(20_000);
+    expect(configError({ ...required, [v.retentionMs]: '60000', [v.timerHorizonMs]: '20001' }).message).toBe(
+      'SKYROCKET_TIMER_HORIZON_MS=20001 must be at most a third of SKYROCKET_RETENTION_MS=60000',
+    );
+    expect(configError({ ...required, [v.s3AccessKeyId]: 'x' }).message).toMatch(/go together/);
+    expect(configError({ ...required, [v.s3Bucket]: 'Not_A_Bucket' }).message).toMatch(/not an S3 bucket name/);
   });
 
   it('treats an empty variable as unset', () => {
@@ -120,6 +143,7 @@ describe('loadConfig', () => {
     [v.retentionMs, ['59999', String(10 * 365 * 24 * 3600 * 1000 + 1)], `60000 to ${10 * 365 * 24 * 3600 * 1000}`],
     [v.heartbeatIntervalMs, ['99', '60001'], '100 to 60000'],
     [v.shutdownGraceMs, ['-5', '120001'], '0 to 120000'],
+    [v.timerHorizonMs, ['999', String(7 * 24 * 3_600_000 + 1)], `1000 to ${7 * 24 * 3_600_000}`],
   ])('a bad integer in %s names the variable, the value and the accepted range', (name, values, range) => {
     for (const value of values) {
       const message = configError({ ...required, [name]: value }).message;

@@ -34,6 +34,17 @@ export interface BrokerConfig {
   heartbeatIntervalMs: number;
   /** How long to drain in-flight requests on SIGTERM (Fargate's stop timeout is 30 s). @default 20000 */
   shutdownGraceMs: number;
+  /**
+   * Delayed messages due within this horizon wait in the broker's timing wheel; later ones are
+   * parked in the DynamoDB timer index until the delay sweep moves them back. The delay sweep must
+   * use the same value. @default 3600000 (1 h)
+   */
+  timerHorizonMs: number;
+  /**
+   * Where far timers' bodies too large for a DynamoDB item go (`<tablePrefix>timers/<messageId>`).
+   * @default undefined: such timers wait in the wheel instead of being parked
+   */
+  s3: { bucket: string; endpoint: string | undefined; credentials: { accessKeyId: string; secretAccessKey: string } | undefined } | undefined;
 }
 
 export const configVariables = {
@@ -54,6 +65,11 @@ export const configVariables = {
   internalSecret: 'SKYROCKET_INTERNAL_SECRET',
   heartbeatIntervalMs: 'SKYROCKET_HEARTBEAT_INTERVAL_MS',
   shutdownGraceMs: 'SKYROCKET_SHUTDOWN_GRACE_MS',
+  timerHorizonMs: 'SKYROCKET_TIMER_HORIZON_MS',
+  s3Bucket: 'SKYROCKET_S3_BUCKET',
+  s3Endpoint: 'SKYROCKET_S3_ENDPOINT',
+  s3AccessKeyId: 'SKYROCKET_S3_ACCESS_KEY_ID',
+  s3SecretAccessKey: 'SKYROCKET_S3_SECRET_ACCESS_KEY',
 } as const;
 
 export class ConfigError extends Error {
@@ -109,6 +125,31 @@ export function loadConfig(source: Source): BrokerConfig {
   const advertisedUrl = text(source, v.advertisedUrl, `${tls ? 'https' : 'http'}://${host}:${port}`, /^https?:\/\/[^\s/]+$/);
   const internalSecret = text(source, v.internalSecret, undefined);
   if (internalSecret.length < 16) throw new ConfigError(`${v.internalSecret} must be at least 16 characters`);
+  const retentionMs = integer(source, v.retentionMs, 72 * 3600 * 1000, 60_000, 10 * 365 * 24 * 3600 * 1000);
+  // A timer waits in the wheel as a commit-log record, for up to the horizon and two index buckets
+  // (half the horizon at most): the records must outlive that by a wide margin, so the horizon is
+  // at most a third of the retention, and by default 1 h or that third.
+  const timerHorizonMs = integer(source, v.timerHorizonMs, Math.min(3_600_000, Math.floor(retentionMs / 3)), 1_000, 7 * 24 * 3_600_000);
+  if (timerHorizonMs * 3 > retentionMs) {
+    throw new ConfigError(`${v.timerHorizonMs}=${timerHorizonMs} must be at most a third of ${v.retentionMs}=${retentionMs}`);
+  }
+  const s3Bucket = source[v.s3Bucket] || undefined;
+  const s3AccessKeyId = source[v.s3AccessKeyId] || undefined;
+  const s3SecretAccessKey = source[v.s3SecretAccessKey] || undefined;
+  if ((s3AccessKeyId === undefined) !== (s3SecretAccessKey === undefined)) {
+    throw new ConfigError(`${v.s3AccessKeyId} and ${v.s3SecretAccessKey} go together: give both or neither`);
+  }
+  if (s3Bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s3Bucket)) {
+    throw new ConfigError(`${v.s3Bucket}=${JSON.stringify(s3Bucket)} is not an S3 bucket name`);
+  }
+  const s3: BrokerConfig['s3'] =
+    s3Bucket === undefined
+      ? undefined
+      : {
+          bucket: s3Bucket,
+          endpoint: source[v.s3Endpoint] || undefined,
+          credentials: s3AccessKeyId === undefined ? undefined : { accessKeyId: s3AccessKeyId, secretAccessKey: s3SecretAccessKey as string },
+        };
   return {
     brokerId,
     brokerGroup: text(source, v.brokerGroup, `group-${brokerId}`, /^[a-zA-Z0-9_-]{1,64}$/),
@@ -119,11 +160,13 @@ export function loadConfig(source: Source): BrokerConfig {
     tls,
     flushMode,
     segmentSizeBytes: integer(source, v.segmentSizeBytes, 1024 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024 * 1024),
-    retentionMs: integer(source, v.retentionMs, 72 * 3600 * 1000, 60_000, 10 * 365 * 24 * 3600 * 1000),
+    retentionMs,
     dynamodb: { endpoint: source[v.dynamodbEndpoint] || undefined, region: text(source, v.region, 'us-east-1') },
     tablePrefix: text(source, v.tablePrefix, 'skyrocket-', /^[a-zA-Z0-9_.-]{0,200}$/),
     internalSecret,
     heartbeatIntervalMs: integer(source, v.heartbeatIntervalMs, 3000, 100, 60_000),
     shutdownGraceMs: integer(source, v.shutdownGraceMs, 20_000, 0, 120_000),
+    timerHorizonMs,
+    s3,
   };
 }

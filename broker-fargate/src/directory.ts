@@ -1,4 +1,5 @@
 import type { MessageType } from '../../core/message.ts';
+import type { LambdaSubscriptionSpec } from '../../namesrv/lambda-subscription.ts';
 
 /**
  * What the broker needs to know about the cluster: topics and their queue layout, consumer groups,
@@ -19,6 +20,8 @@ export interface GroupInfo {
   mode: 'CLUSTERING' | 'BROADCASTING';
   orderly: boolean;
   maxDeliveryAttempts: number;
+  /** Topics whose messages the brokers push to a Lambda function (dispatch/); absent when none. */
+  lambdaSubscriptions?: readonly LambdaSubscriptionSpec[];
 }
 
 export interface Principal {
@@ -56,6 +59,10 @@ export interface Directory {
   listGroups(): Promise<GroupInfo[]>;
   createGroup(input: CreateGroupInput): Promise<GroupInfo>;
   deleteGroup(name: string): Promise<void>;
+  /** Adds or replaces the group's Lambda subscription to `spec.topic`. Throws CONSUMER_GROUP_NOT_FOUND. */
+  putLambdaSubscription(group: string, spec: LambdaSubscriptionSpec): Promise<GroupInfo>;
+  /** Throws CONSUMER_GROUP_NOT_FOUND, or NOT_FOUND when the group has no subscription to `topic`. */
+  deleteLambdaSubscription(group: string, topic: string): Promise<GroupInfo>;
   /** The URL of a broker group's leader; throws SERVICE_UNAVAILABLE when none is alive. */
   leaderUrl(brokerGroup: string): Promise<string>;
   /** Broker groups with a live leader. */

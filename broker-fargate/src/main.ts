@@ -6,12 +6,18 @@
  * SKYROCKET_BROKER_ID, and so on (see `configVariables` in config.ts).
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
-import { NameServer, RouteCache, ensureTables } from '../../namesrv/index.ts';
+import { SkyrocketError } from '../../core/errors.ts';
+import { NameServer, RouteCache, TransactionTables, ensureTables } from '../../namesrv/index.ts';
 import { Broker } from './broker.ts';
 import { ConfigError, configVariables, loadConfig } from './config.ts';
 import { NamesrvDirectory } from './namesrv-directory.ts';
+import { TimerIndex } from '../../namesrv/timers.ts';
+import { loadDispatchConfig, type DispatchConfig } from './dispatch/index.ts';
 
 function flagsToVariables(argv: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -35,12 +41,32 @@ function flagsToVariables(argv: readonly string[]): Record<string, string> {
   return out;
 }
 
+/** A replica without the lease: healthy, but not serving. */
+async function startStandby(config: ReturnType<typeof loadConfig>): Promise<http.Server> {
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const standbyHealth = req.method === 'GET' && (req.url === '/healthz' || req.url?.startsWith('/healthz?'));
+    const body = standbyHealth
+      ? JSON.stringify({ status: 'standby', brokerId: config.brokerId, brokerGroup: config.brokerGroup })
+      : JSON.stringify(new SkyrocketError('NOT_LEADER', 'this broker is a standby; send to the broker group leader').toJSON());
+    res.writeHead(standbyHealth ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const server = config.tls ? https.createServer({ cert: config.tls.cert, key: config.tls.key }, answer) : http.createServer(answer);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  return server;
+}
+
 async function main(): Promise<void> {
   let variables: Record<string, string | undefined>;
   let config: ReturnType<typeof loadConfig>;
+  let dispatch: DispatchConfig;
   try {
     variables = { ...process.env, ...flagsToVariables(process.argv.slice(2)) };
     config = loadConfig(variables);
+    dispatch = loadDispatchConfig(variables);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`skyrocket broker: ${error.message}\n`);
@@ -64,14 +90,34 @@ async function main(): Promise<void> {
   const ttlMs = config.heartbeatIntervalMs * 3;
 
   // Leadership of the broker group is a lease with an epoch; a replica that cannot get it waits.
+  // While it waits it answers health checks as a standby (so ECS and the load balancer keep it),
+  // and refuses everything else with NOT_LEADER.
   let lease = await nameServer.acquireLease(config.brokerGroup, brokerId, ttlMs);
-  while (lease === undefined) {
-    logger.warn({ brokerGroup: config.brokerGroup }, 'broker group lease is held by another broker; waiting');
-    await new Promise((r) => setTimeout(r, config.heartbeatIntervalMs));
-    lease = await nameServer.acquireLease(config.brokerGroup, brokerId, ttlMs);
+  if (lease === undefined) {
+    const standby = await startStandby(config);
+    while (lease === undefined) {
+      logger.warn({ brokerGroup: config.brokerGroup }, 'broker group lease is held by another broker; standing by');
+      await new Promise((r) => setTimeout(r, config.heartbeatIntervalMs));
+      lease = await nameServer.acquireLease(config.brokerGroup, brokerId, ttlMs);
+    }
+    await new Promise<void>((resolve) => standby.close(() => resolve()));
+    standby.closeAllConnections();
   }
 
-  const broker = await Broker.start({ config, directory: new NamesrvDirectory(nameServer, cache), logger });
+  const transactionRegistry = new TransactionTables({ client: dynamo, prefix: config.tablePrefix });
+  // Far delayed messages are parked in DynamoDB, with bodies too large for an item in S3.
+  const s3 =
+    config.s3 === undefined
+      ? undefined
+      : new S3Client({
+          region: config.dynamodb.region,
+          ...(config.s3.endpoint === undefined ? {} : { endpoint: config.s3.endpoint, forcePathStyle: true }),
+          ...(config.s3.credentials === undefined ? {} : { credentials: config.s3.credentials }),
+          requestChecksumCalculation: 'WHEN_REQUIRED',
+          responseChecksumValidation: 'WHEN_REQUIRED',
+        });
+  const timerIndex = new TimerIndex({ client: dynamo, prefix: config.tablePrefix, s3: s3 === undefined ? undefined : { client: s3, bucket: config.s3!.bucket } });
+  const broker = await Broker.start({ config, directory: new NamesrvDirectory(nameServer, cache), transactionRegistry, logger, dispatch, timerIndex });
   await nameServer.registerBroker({
     brokerId,
     brokerGroup: config.brokerGroup,

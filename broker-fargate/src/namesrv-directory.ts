@@ -1,5 +1,5 @@
 import { SkyrocketError } from '../../core/errors.ts';
-import type { Group, NameServer, Principal as NsPrincipal, RouteCache, Topic } from '../../namesrv/index.ts';
+import type { Group, LambdaSubscriptionSpec, NameServer, Principal as NsPrincipal, RouteCache, Topic } from '../../namesrv/index.ts';
 import type { CreateGroupInput, CreateTopicInput, Directory, GroupInfo, Principal, TopicRoute } from './directory.ts';
 
 /**
@@ -61,6 +61,19 @@ export class NamesrvDirectory implements Directory {
     await this.#cache.refresh().catch(() => undefined);
   }
 
+  async putLambdaSubscription(group: string, spec: LambdaSubscriptionSpec): Promise<GroupInfo> {
+    const updated = await this.#ns.putLambdaSubscription(group, spec);
+    // This broker answers with the change from now on; others see it within a refresh.
+    await this.#cache.refresh().catch(() => undefined);
+    return toGroup(updated);
+  }
+
+  async deleteLambdaSubscription(group: string, topic: string): Promise<GroupInfo> {
+    const updated = await this.#ns.deleteLambdaSubscription(group, topic);
+    await this.#cache.refresh().catch(() => undefined);
+    return toGroup(updated);
+  }
+
   async leaderUrl(brokerGroup: string): Promise<string> {
     let leader = pickLeader(await this.#cache.listBrokers(), brokerGroup);
     if (leader === undefined) {
@@ -111,7 +124,9 @@ function toRoute(topic: Topic): TopicRoute {
 }
 
 function toGroup(group: Group): GroupInfo {
-  return { name: group.name, mode: group.mode, orderly: group.orderly, maxDeliveryAttempts: group.maxDeliveryAttempts };
+  const info: GroupInfo = { name: group.name, mode: group.mode, orderly: group.orderly, maxDeliveryAttempts: group.maxDeliveryAttempts };
+  if (group.lambdaSubscriptions !== undefined && group.lambdaSubscriptions.length > 0) info.lambdaSubscriptions = group.lambdaSubscriptions;
+  return info;
 }
 
 function toPrincipal(p: NsPrincipal): Principal {

@@ -60,22 +60,22 @@ export class TestCluster {
     return this;
   }
 
-  /** Starts (or restarts) broker `index` on its own data directory; resolves when it serves. */
-  async startBroker(index: number): Promise<BrokerProcess> {
-    const brokerId = index + 1;
-    const brokerGroup = `bg-${index + 1}`;
-    const dataDir = path.join(this.#root, `broker-${brokerId}`);
+  /**
+   * Starts a broker process with this cluster's settings and any slot (a second broker in an
+   * existing group is a standby until it gets the group's lease). Does not wait for it.
+   */
+  spawnBroker(slot: { brokerId: number; brokerGroup: string; dataDir: string; port: number }): ChildProcess {
     const { dynamodb } = backends();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'broker-fargate/src/main.ts')], {
+    return spawn(process.execPath, ['--import', 'tsx', path.join(root, 'broker-fargate/src/main.ts')], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
         ...this.#options.extraEnv,
-        SKYROCKET_BROKER_ID: String(brokerId),
-        SKYROCKET_BROKER_GROUP: brokerGroup,
-        SKYROCKET_DATA_DIR: dataDir,
-        SKYROCKET_PORT: '0',
+        SKYROCKET_BROKER_ID: String(slot.brokerId),
+        SKYROCKET_BROKER_GROUP: slot.brokerGroup,
+        SKYROCKET_DATA_DIR: slot.dataDir,
+        SKYROCKET_PORT: String(slot.port),
         SKYROCKET_FLUSH_MODE: this.#options.flushMode,
         SKYROCKET_SEGMENT_SIZE_BYTES: String(this.#options.segmentSizeBytes),
         SKYROCKET_DYNAMODB_ENDPOINT: dynamodb.endpoint,
@@ -89,6 +89,14 @@ export class TestCluster {
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       },
     });
+  }
+
+  /** Starts (or restarts) broker `index` on its own data directory; resolves when it serves. */
+  async startBroker(index: number): Promise<BrokerProcess> {
+    const brokerId = index + 1;
+    const brokerGroup = `bg-${index + 1}`;
+    const dataDir = path.join(this.#root, `broker-${brokerId}`);
+    const child = this.spawnBroker({ brokerId, brokerGroup, dataDir, port: 0 });
     const stderr: string[] = [];
     child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
     const url = await new Promise<string>((resolve, reject) => {

@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +110,39 @@ describe('skyrocket dev and the CLI', () => {
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'TOPIC_NOT_FOUND', retriable: false } });
   });
+
+  it('runs the transaction check sweep: a half message nobody commits is checked back', async () => {
+    const { endpoint, apiKey } = credentials();
+    const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+      const r = await fetch(`${endpoint}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return r.json();
+    };
+    const checker = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"COMMIT"}'));
+    await new Promise<void>((resolve) => checker.listen(0, '127.0.0.1', resolve));
+    try {
+      const checkUrl = `http://127.0.0.1:${(checker.address() as AddressInfo).port}/check`;
+      await call('POST', '/v1/topics', { name: 'payments', queues: 2, type: 'TRANSACTION' });
+      await call('POST', '/v1/producer-groups', { name: 'payments-producer', checkUrl, checkDelayMs: 100 });
+      const sent = await call('POST', '/v1/topics/payments/messages', { transactional: true, producerGroup: 'payments-producer', messages: [{ body: 'p1' }] });
+      const id = encodeURIComponent(sent.results[0].transactionId as string);
+      // The sweep runs every 5 s in dev.
+      const deadline = Date.now() + 20_000;
+      let status: any;
+      do {
+        await new Promise((r) => setTimeout(r, 250));
+        status = await call('GET', `/v1/transactions/${id}?message=false`);
+      } while (status.state === 'PREPARED' && Date.now() < deadline);
+      expect(status).toMatchObject({ state: 'COMMITTED', resolvedBy: 'CHECK', checks: 1 });
+    } finally {
+      await new Promise((resolve) => checker.close(resolve));
+      // The restart test below expects the topics it made, and only those.
+      await fetch(`${endpoint}/v1/topics/payments`, { method: 'DELETE', headers: { authorization: `Bearer ${apiKey}` } });
+    }
+  }, 30_000);
 
   it('stops on SIGINT with exit code 0, brokers included', async () => {
     // Left unconsumed, to be found after the restart.

@@ -199,7 +199,7 @@ describe('openApiDocument', () => {
       expect(obj(op['requestBody'], `${route.handler} requestBody`)['x-max-bytes'], route.handler).toBe(limit);
       checked++;
     }
-    expect(checked).toBe(9);
+    expect(checked).toBe(16);
   });
 });
 

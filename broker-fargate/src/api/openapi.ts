@@ -16,8 +16,11 @@ import {
   reservedPropertyNames,
   resourceNamePattern,
 } from '../../../core/limits.ts';
+import { delayLevelsMs } from '../../../core/delay-levels.ts';
 import { messageIdVersion } from '../../../core/message-id.ts';
 import { messageTypes } from '../../../core/message.ts';
+import { lambdaSubscriptionLimits } from '../../../namesrv/lambda-subscription.ts';
+import { producerGroupDefaults, producerGroupLimits } from '../../../namesrv/transactions.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -41,6 +44,10 @@ const waitDefaultMs = 0;
 const pullMaxDefaultCount = 32;
 /** A clustering consumer not heard from for this long loses its queues (consumer-groups.ts). */
 const memberTimeoutMs = 30_000;
+/** Body limit of the transaction and producer-group requests. */
+const transactionRequestMaxBytes = 64 * 1024;
+/** transaction/transaction-id.ts: "T1." brokerGroup "." messageId. */
+const transactionIdPattern = `^T1\\.[a-zA-Z0-9_.-]{1,64}\\.${messageIdVersion}[0-9A-F]{24}$`;
 
 /** The longest base64 text of a body of `limits.bodyMaxBytes` bytes. */
 const base64BodyMaxChars = Math.ceil(limits.bodyMaxBytes / 3) * 4;
@@ -175,8 +182,11 @@ const messageTypeSchema: JsonObject = {
   type: 'string',
   enum: [...messageTypes],
   description:
-    'RocketMQ 5 topic message type. Today only `FIFO` changes what the broker does (every message ' +
-    'needs a `messageGroup`); `DELAY` and `TRANSACTION` topics take messages like `NORMAL` ones.',
+    'RocketMQ 5 topic message type. `FIFO`: every message needs a `messageGroup`. `TRANSACTION`: ' +
+    'the only type that takes transactional sends (`"transactional": true`); it takes plain sends too. ' +
+    '`DELAY`: messages may name a delivery time (`deliverAt`, `delayMs`, `delayLevel`), which no ' +
+    'other type takes (`MESSAGE_PROPERTY_CONFLICT_WITH_TYPE`, as RocketMQ 5); they take messages ' +
+    'without one too, delivered at once.',
 };
 
 const messageInput: JsonObject = {
@@ -257,16 +267,24 @@ const messageInput: JsonObject = {
       description:
         'Delayed delivery at this time (epoch milliseconds), at most ' +
         `${limits.delayMaxMs} ms (365 days) ahead (\`ILLEGAL_DELIVERY_TIME\`). A time that has passed ` +
-        'means "now". **A time in the future answers 501 `NOT_IMPLEMENTED` today**: delayed delivery ' +
-        'comes later, and nothing of the batch is stored.',
+        'means "now". The message is delivered no earlier than this, normally within a second after. ' +
+        'Only `DELAY` topics take a delivery time (`MESSAGE_PROPERTY_CONFLICT_WITH_TYPE`). Give at most ' +
+        'one of `deliverAt`, `delayMs` and `delayLevel`.',
     },
     delayMs: {
       type: ['integer', 'null'],
       minimum: 0,
       maximum: limits.delayMaxMs,
+      description: 'Delayed delivery this many milliseconds from now (see `deliverAt`).',
+    },
+    delayLevel: {
+      type: ['integer', 'null'],
+      minimum: 1,
+      maximum: delayLevelsMs.length,
       description:
-        'Delayed delivery this many milliseconds from now; give `deliverAt` or `delayMs`, not both ' +
-        '(`ILLEGAL_DELIVERY_TIME`). **Any value above 0 answers 501 `NOT_IMPLEMENTED` today.**',
+        "Delayed delivery by one of RocketMQ's delay levels (see `deliverAt`): " +
+        delayLevelsMs.map((ms, i) => `${i + 1} = ${ms >= 3_600_000 ? `${ms / 3_600_000} h` : ms >= 60_000 ? `${ms / 60_000} m` : `${ms / 1000} s`}`).join(', ') +
+        '.',
     },
   },
   allOf: [
@@ -275,12 +293,13 @@ const messageInput: JsonObject = {
       then: { properties: { body: { maxLength: base64BodyMaxChars, pattern: base64BodyPattern } } },
       else: { properties: { body: { maxLength: limits.bodyMaxBytes } } },
     },
-    {
-      not: {
-        required: ['deliverAt', 'delayMs'],
-        properties: { deliverAt: { type: 'number' }, delayMs: { type: 'number' } },
-      },
-    },
+    ...[
+      ['deliverAt', 'delayMs'],
+      ['deliverAt', 'delayLevel'],
+      ['delayMs', 'delayLevel'],
+    ].map(([a, b]) => ({
+      not: { required: [a as string, b as string], properties: { [a as string]: { type: 'number' }, [b as string]: { type: 'number' } } },
+    })),
   ],
 };
 
@@ -307,7 +326,12 @@ const messageSchema: JsonObject = {
     properties: { type: 'object', additionalProperties: { type: 'string' } },
     messageGroup: { type: 'string', description: 'Present only when the message has one.' },
     queueId: { type: 'integer', minimum: 0 },
-    queueOffset: { type: 'integer', minimum: 0, description: 'Position of the message in its queue.' },
+    queueOffset: {
+      type: 'integer',
+      minimum: -1,
+      description: 'Position of the message in its queue; -1 for a delayed message that still waits (by id only).',
+    },
+    deliverAt: { type: 'integer', description: 'A delayed message only: when it is (or was) due (epoch ms).' },
     bornAt: { type: 'integer', description: 'When the broker accepted the send request (epoch ms).' },
     storedAt: { type: 'integer', description: 'When the message was written to the commit log (epoch ms).' },
     deliveryAttempt: {
@@ -460,6 +484,21 @@ const schemas: JsonObject = {
     required: ['messages'],
     description: 'Other fields are ignored.',
     properties: {
+      transactional: {
+        type: ['boolean', 'null'],
+        default: false,
+        description:
+          'Send each message as a transaction of its own: it is stored as a half message, invisible to ' +
+          'consumers, until `POST /v1/transactions/{transactionId}/commit` (or the check-back) commits ' +
+          'it; a rollback discards it. Needs `producerGroup` and a TRANSACTION topic ' +
+          '(`MESSAGE_PROPERTY_CONFLICT_WITH_TYPE`); a transactional message cannot be delayed.',
+      },
+      producerGroup: {
+        ...ref('ProducerGroupName'),
+        description:
+          'Transactional sends only (`INVALID_ARGUMENT` otherwise): the producer group asked about ' +
+          'transactions left unresolved (see `/v1/producer-groups`).',
+      },
       messages: {
         type: 'array',
         minItems: 1,
@@ -468,6 +507,62 @@ const schemas: JsonObject = {
         description:
           `1 to ${limits.sendBatchMaxCount} messages whose bodies add up to at most ` +
           `${size(limits.sendBatchMaxBytes)} (\`PAYLOAD_TOO_LARGE\`).`,
+      },
+    },
+  },
+  MoveTimersRequest: {
+    type: 'object',
+    required: ['timers'],
+    properties: {
+      timers: {
+        type: 'array',
+        minItems: 1,
+        maxItems: limits.sendBatchMaxCount,
+        items: {
+          type: 'object',
+          required: ['messageId', 'deliverAt', 'topic', 'queueId', 'body', 'bornAt', 'bornHost'],
+          properties: {
+            messageId: { ...ref('MessageId'), description: 'The id the producer got; the delivered message keeps it.' },
+            deliverAt: { type: 'integer', minimum: 0 },
+            topic: ref('TopicName'),
+            queueId: { type: 'integer', minimum: 0 },
+            body: { type: 'string', description: 'Base64.' },
+            bornAt: { type: 'integer', minimum: 0 },
+            bornHost: { type: 'string' },
+            tag: { type: ['string', 'null'] },
+            keys: { type: ['array', 'null'], items: { type: 'string' } },
+            properties: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
+            messageGroup: { type: ['string', 'null'] },
+          },
+        },
+      },
+    },
+  },
+  MoveTimersResult: {
+    type: 'object',
+    required: ['results'],
+    properties: {
+      results: {
+        type: 'array',
+        description: 'One entry per timer, in the order given.',
+        items: {
+          type: 'object',
+          required: ['messageId', 'status'],
+          properties: {
+            messageId: ref('MessageId'),
+            status: {
+              type: 'string',
+              enum: ['ACCEPTED', 'DUPLICATE', 'CANCELLED', 'DROPPED', 'REJECTED'],
+              description:
+                '`ACCEPTED`: taken into the wheel. `DUPLICATE`: this broker had it already (waiting or ' +
+                'delivered). `CANCELLED`: it was cancelled. `DROPPED`: its topic no longer exists. The sweep ' +
+                'removes all of these from the index. `REJECTED`: not taken (this broker group does not own ' +
+                'its queue: `code` says why); it stays in the index.',
+            },
+            code: ref('ErrorCode'),
+            message: { type: 'string' },
+          },
+        },
       },
     },
   },
@@ -480,11 +575,19 @@ const schemas: JsonObject = {
         description: 'One entry per message, in the order they were sent.',
         items: {
           type: 'object',
-          required: ['messageId', 'queueId', 'queueOffset'],
+          required: ['messageId', 'queueId'],
           properties: {
-            messageId: ref('MessageId'),
+            messageId: { ...ref('MessageId'), description: 'For a transactional send, the id the message has once committed.' },
             queueId: { type: 'integer', minimum: 0 },
-            queueOffset: { type: 'integer', minimum: 0 },
+            queueOffset: {
+              type: 'integer',
+              minimum: -1,
+              description:
+                'Absent for a transactional send: the offset comes with the commit. -1 for a delayed ' +
+                'message: the offset comes with the delivery.',
+            },
+            deliverAt: { type: 'integer', description: 'Delayed messages only: when it is due (epoch ms). Cancel it by `messageId` until then.' },
+            transactionId: { ...ref('TransactionId'), description: 'Transactional sends only: commit or roll back by this id.' },
           },
         },
       },
@@ -539,7 +642,9 @@ const schemas: JsonObject = {
       orderly: {
         type: 'boolean',
         default: false,
-        description: 'Stored with the group; receive does not yet deliver in order.',
+        description:
+          "Each message group's messages (each queue's, for messages without one) are delivered one at a " +
+          'time, in send order: the next only after the previous is acked or dead-lettered.',
       },
       maxDeliveryAttempts: {
         type: 'integer',
@@ -547,8 +652,7 @@ const schemas: JsonObject = {
         maximum: limits.deliveryAttemptsMaxCount,
         default: limits.deliveryAttemptsDefaultCount,
         description:
-          'Stored with the group; not enforced yet (retries and dead-lettering come later), so an ' +
-          'unacked message is delivered again without limit.',
+          "Deliveries of one message before it moves to the group's dead-letter topic `%DLQ%<group>`.",
       },
     },
   },
@@ -560,6 +664,60 @@ const schemas: JsonObject = {
       mode: { type: 'string', enum: ['CLUSTERING', 'BROADCASTING'] },
       orderly: { type: 'boolean' },
       maxDeliveryAttempts: { type: 'integer', minimum: 1, maximum: limits.deliveryAttemptsMaxCount },
+      lambdaSubscriptions: {
+        type: 'array',
+        items: ref('LambdaSubscription'),
+        description: 'The topics whose messages the brokers push to a Lambda function; absent when none.',
+      },
+    },
+  },
+  LambdaSubscription: {
+    type: 'object',
+    required: ['topic', 'functionName', 'filter', 'batchSize', 'maxConcurrency', 'retryDelayMs'],
+    properties: {
+      topic: ref('TopicName'),
+      functionName: { type: 'string' },
+      filter: ref('TagFilter'),
+      batchSize: { type: 'integer', minimum: lambdaSubscriptionLimits.batchSizeMin, maximum: lambdaSubscriptionLimits.batchSizeMax },
+      maxConcurrency: { type: 'integer', minimum: lambdaSubscriptionLimits.maxConcurrencyMin, maximum: lambdaSubscriptionLimits.maxConcurrencyMax },
+      retryDelayMs: { type: ['integer', 'null'], minimum: 0, maximum: lambdaSubscriptionLimits.retryDelayMaxMs },
+    },
+  },
+  PutLambdaSubscriptionRequest: {
+    type: 'object',
+    required: ['functionName'],
+    additionalProperties: false,
+    description: 'An unknown field is `INVALID_ARGUMENT`.',
+    properties: {
+      topic: { ...ref('TopicName'), description: 'May be given; must then equal the topic of the path.' },
+      functionName: {
+        type: 'string',
+        maxLength: lambdaSubscriptionLimits.functionNameMaxChars,
+        description: 'The function to invoke: a name, a partial ARN (`123456789012:function:name`) or an ARN, as Lambda Invoke takes it.',
+        examples: ['order-logger', 'arn:aws:lambda:eu-west-1:123456789012:function:bill-orders'],
+      },
+      filter: { ...ref('TagFilter'), description: 'Which messages of the topic the function gets; absent or `null`: every message.' },
+      batchSize: {
+        type: 'integer',
+        minimum: lambdaSubscriptionLimits.batchSizeMin,
+        maximum: lambdaSubscriptionLimits.batchSizeMax,
+        default: lambdaSubscriptionLimits.batchSizeDefault,
+        description: 'Most messages per invocation; a batch is also split to stay under Lambda\'s 6 MB payload limit.',
+      },
+      maxConcurrency: {
+        type: 'integer',
+        minimum: lambdaSubscriptionLimits.maxConcurrencyMin,
+        maximum: lambdaSubscriptionLimits.maxConcurrencyMax,
+        default: lambdaSubscriptionLimits.maxConcurrencyDefault,
+        description: 'Most invocations in flight at once for this subscription, on each broker that owns queues of the topic.',
+      },
+      retryDelayMs: {
+        type: ['integer', 'null'],
+        minimum: 0,
+        maximum: lambdaSubscriptionLimits.retryDelayMaxMs,
+        default: null,
+        description: "How long a failed message waits before it is retried; `null`: the group's backoff (10 s, 30 s, 1 m, … 2 h by attempt).",
+      },
     },
   },
   GroupList: {
@@ -858,6 +1016,162 @@ const schemas: JsonObject = {
       committedOffset: { type: 'integer', minimum: 0 },
     },
   },
+  ProducerGroupName: {
+    type: 'string',
+    minLength: 1,
+    maxLength: limits.groupNameMaxChars,
+    pattern: resourceNamePattern.source,
+    description: 'A producer group name: 1 to ' + `${limits.groupNameMaxChars} characters of \`[%|a-zA-Z0-9_-]\` (\`INVALID_ARGUMENT\`).`,
+    examples: ['order-service'],
+  },
+  TransactionId: {
+    type: 'string',
+    pattern: transactionIdPattern,
+    description:
+      'Names the broker group holding the half message and the half message\'s id: ' +
+      '`T1.<brokerGroup>.<messageId>`. Any broker accepts it and forwards to the owner.',
+    examples: ['T1.bg-1.0100000001000000000000A1F0'],
+  },
+  CreateProducerGroupRequest: {
+    type: 'object',
+    required: ['name'],
+    description:
+      'How the group\'s unresolved transactions are checked back. Registering is optional: an ' +
+      'unregistered group is checked through its SDK producers with the defaults. Give `checkUrl` or ' +
+      '`checkLambdaArn` (not both) to have the sweep ask a checker directly. Other fields are ignored.',
+    properties: {
+      name: ref('ProducerGroupName'),
+      checkUrl: {
+        type: ['string', 'null'],
+        maxLength: producerGroupLimits.checkUrlMaxChars,
+        format: 'uri',
+        description:
+          'An `http:` or `https:` URL without credentials. The sweep POSTs a `TransactionCheck` to it and ' +
+          'expects `{"status": "COMMIT" | "ROLLBACK" | "UNKNOWN"}`; anything else, or no answer within 5 s, ' +
+          'counts as UNKNOWN.',
+      },
+      checkLambdaArn: {
+        type: ['string', 'null'],
+        description: 'A Lambda function the sweep invokes with a `TransactionCheck`; it returns the same answer as `checkUrl`.',
+        examples: ['arn:aws:lambda:eu-west-1:123456789012:function:order-checker'],
+      },
+      checkDelayMs: {
+        type: 'integer',
+        minimum: producerGroupLimits.checkDelayMinMs,
+        maximum: producerGroupLimits.checkDelayMaxMs,
+        default: producerGroupDefaults.checkDelayMs,
+        description: 'A half message younger than this is not checked (RocketMQ\'s `transactionTimeOut`).',
+      },
+      checkIntervalMs: {
+        type: 'integer',
+        minimum: producerGroupLimits.checkIntervalMinMs,
+        maximum: producerGroupLimits.checkIntervalMaxMs,
+        default: producerGroupDefaults.checkIntervalMs,
+        description: 'Between two checks of one transaction. The sweep runs every minute in the cloud.',
+      },
+      maxChecks: {
+        type: 'integer',
+        minimum: 1,
+        maximum: producerGroupLimits.maxChecksMax,
+        default: producerGroupDefaults.maxChecks,
+        description: 'After this many checks without an answer the broker rolls the message back (`resolvedBy: CHECK_LIMIT`).',
+      },
+    },
+  },
+  ProducerGroup: {
+    type: 'object',
+    required: ['name', 'registered', 'checkDelayMs', 'checkIntervalMs', 'maxChecks'],
+    properties: {
+      name: ref('ProducerGroupName'),
+      registered: { type: 'boolean', description: 'False: nobody registered the group, and these are the defaults it gets.' },
+      checkUrl: { type: 'string' },
+      checkLambdaArn: { type: 'string' },
+      checkDelayMs: { type: 'integer' },
+      checkIntervalMs: { type: 'integer' },
+      maxChecks: { type: 'integer' },
+    },
+  },
+  ProducerGroupList: {
+    type: 'object',
+    required: ['producerGroups'],
+    properties: { producerGroups: { type: 'array', items: ref('ProducerGroup') } },
+  },
+  PendingMessage: {
+    description: 'The message of a transaction as consumers see it once committed; `queueOffset` only then.',
+    allOf: [ref('Message')],
+    'x-queue-offset': 'absent until committed',
+  },
+  TransactionStatus: {
+    type: 'object',
+    required: ['transactionId', 'messageId', 'topic', 'producerGroup', 'state', 'createdAt'],
+    properties: {
+      transactionId: ref('TransactionId'),
+      messageId: { ...ref('MessageId'), description: 'The id consumers see once committed.' },
+      topic: ref('TopicName'),
+      producerGroup: ref('ProducerGroupName'),
+      state: { type: 'string', enum: ['PREPARED', 'COMMITTED', 'ROLLED_BACK'] },
+      createdAt: { type: 'integer', description: 'When the half message was stored (epoch ms).' },
+      resolvedBy: {
+        type: 'string',
+        enum: ['PRODUCER', 'CHECK', 'CHECK_LIMIT'],
+        description:
+          '`PRODUCER`: a commit or rollback request. `CHECK`: the answer of a checker the sweep asked. ' +
+          '`CHECK_LIMIT`: rolled back after `maxChecks` checks without an answer.',
+      },
+      resolvedAt: { type: 'integer', description: 'Epoch ms.' },
+      checks: { type: 'integer', minimum: 0, description: 'Checks made before the sweep resolved it.' },
+      queueId: { type: 'integer', minimum: 0, description: 'Committed only: where the message is.' },
+      queueOffset: { type: 'integer', minimum: 0, description: 'Committed only.' },
+      message: ref('PendingMessage'),
+    },
+  },
+  ResolveTransactionRequest: {
+    type: 'object',
+    description:
+      'Optional. `resolvedBy` and `checks` are for the check sweep and admin keys (`FORBIDDEN` for others).',
+    properties: {
+      resolvedBy: { type: 'string', enum: ['PRODUCER', 'CHECK', 'CHECK_LIMIT'], default: 'PRODUCER' },
+      checks: { type: 'integer', minimum: 0 },
+    },
+  },
+  RequestCheckRequest: {
+    type: 'object',
+    properties: { checks: { type: 'integer', minimum: 0, default: 1, description: 'Checks made so far, this one included.' } },
+  },
+  PollChecksRequest: {
+    type: 'object',
+    description: 'Other fields are ignored.',
+    properties: {
+      max: { type: 'integer', minimum: 1, maximum: limits.receiveMessagesMaxCount, default: 32 },
+      waitMs: {
+        type: 'integer',
+        minimum: 0,
+        maximum: limits.longPollWaitMaxMs,
+        default: waitDefaultMs,
+        description: 'Long polling: when no check request is queued, wait up to this long for one (`ILLEGAL_POLLING_TIME`).',
+      },
+    },
+  },
+  TransactionCheck: {
+    type: 'object',
+    required: ['transactionId', 'messageId', 'producerGroup', 'topic', 'checks', 'message'],
+    description:
+      'Asks the producer group what became of a transaction: answer by committing or rolling it back ' +
+      '(or, to a `checkUrl` or checker Lambda, with `{"status": "COMMIT" | "ROLLBACK" | "UNKNOWN"}`).',
+    properties: {
+      transactionId: ref('TransactionId'),
+      messageId: ref('MessageId'),
+      producerGroup: ref('ProducerGroupName'),
+      topic: ref('TopicName'),
+      checks: { type: 'integer', minimum: 1, description: 'Checks made so far, this one included.' },
+      message: ref('PendingMessage'),
+    },
+  },
+  TransactionCheckList: {
+    type: 'object',
+    required: ['checks'],
+    properties: { checks: { type: 'array', items: ref('TransactionCheck'), description: 'Empty when none came within `waitMs`.' } },
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -874,6 +1188,8 @@ const parameters: JsonObject = {
     schema: { type: 'integer', minimum: 0 },
   },
   messageId: { name: 'messageId', in: 'path', required: true, schema: ref('MessageId') },
+  producerGroup: { name: 'producerGroup', in: 'path', required: true, description: 'Producer group name.', schema: ref('ProducerGroupName') },
+  transactionId: { name: 'transactionId', in: 'path', required: true, description: 'Percent-encode it in a path.', schema: ref('TransactionId') },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1042,8 +1358,9 @@ const paths: JsonObject = {
           INVALID_ARGUMENT:
             `\`messages\` is not a list of 1 to ${limits.sendBatchMaxCount} objects; a \`body\` is not a ` +
             'string or not valid base64; `bodyEncoding` is not `utf8` or `base64`; a message has an ' +
-            'unknown field (`topic` included); a field has the wrong JSON type; or the message groups ' +
-            'of the batch hash to queues of different broker groups.',
+            'unknown field (`topic` included); a field has the wrong JSON type; the message groups ' +
+            'of the batch hash to queues of different broker groups; `transactional` is not a boolean; ' +
+            'or `producerGroup` is missing from a transactional send, malformed, or given without `transactional: true`.',
           ILLEGAL_TOPIC: badTopicPath,
           MESSAGE_BODY_EMPTY: 'a body is empty.',
           ILLEGAL_MESSAGE_TAG: `a tag is blank, over ${size(limits.tagMaxBytes)}, or holds a control character or \`|\`.`,
@@ -1054,7 +1371,8 @@ const paths: JsonObject = {
             `a \`messageGroup\` is blank, over ${limits.messageGroupMaxBytes} bytes, or holds a control ` +
             'character; or a message on a FIFO topic has none.',
           ILLEGAL_DELIVERY_TIME:
-            '`deliverAt` or `delayMs` is not an integer, is negative, reaches more than 365 days ahead, or both are given.',
+            '`deliverAt` or `delayMs` is not an integer, is negative or reaches more than 365 days ahead; ' +
+            `\`delayLevel\` is not an integer from 1 to ${delayLevelsMs.length}; or more than one of the three is given.`,
           UNAUTHORIZED: unauthorized,
           FORBIDDEN: 'the API key may not publish to the topic, or the topic is not writable.',
           TOPIC_NOT_FOUND: topicMissing,
@@ -1065,9 +1383,10 @@ const paths: JsonObject = {
           MESSAGE_PROPERTIES_TOO_LARGE:
             `more than ${limits.propertiesMaxCount} properties, or the tag, keys and properties take more ` +
             `than ${size(limits.propertiesMaxBytes)} of UTF-8 together.`,
-          NOT_IMPLEMENTED:
-            'a message asks for delivery in the future (`deliverAt` after now, or `delayMs` above 0): ' +
-            'delayed delivery is not available yet. `field` names the message (`messages[3]`).',
+          MESSAGE_PROPERTY_CONFLICT_WITH_TYPE:
+            'a transactional send to a topic that is not of type TRANSACTION, or a transactional message with `deliverAt` or `delayMs`; ' +
+            'or a message names a delivery time (`deliverAt`, `delayMs`, `delayLevel`) on a topic that is not of type DELAY ' +
+            '(`field` names the message, `messages[3]`).',
           SERVICE_UNAVAILABLE: unavailable,
           STORE_CLOSED: 'the store of the owning broker is closing; retry.',
           NOT_LEADER: 'the queues moved to another broker group while the request was forwarded; retry.',
@@ -1434,13 +1753,72 @@ const paths: JsonObject = {
       },
     },
   },
+  '/v1/groups/{group}/lambda-subscriptions/{topic}': {
+    parameters: [paramRef('group'), paramRef('topic')],
+    put: {
+      operationId: 'putLambdaSubscription',
+      tags: ['groups'],
+      summary: "Push the group's messages of a topic to a Lambda function",
+      description:
+        'Adds or replaces the group\'s Lambda subscription to the topic. Every broker that owns queues ' +
+        'of the topic takes batches of up to `batchSize` messages for the group and invokes the function ' +
+        'with them (`RequestResponse`), at most `maxConcurrency` at once per broker. The function answers ' +
+        '`{"batchItemFailures":[{"itemIdentifier":"<messageId>"}]}`: those records are retried after ' +
+        '`retryDelayMs` (or the group\'s backoff) and dead-lettered after `maxDeliveryAttempts`, the others ' +
+        'are acked; a function error or timeout retries the whole batch. Orderly groups get at most one ' +
+        'message per message group per batch, one batch per message group at a time. Brokers start ' +
+        'within a few seconds (`SKYROCKET_DISPATCH_REFRESH_MS`). Only CLUSTERING groups can have one.',
+      'x-skyrocket-permission': 'admin',
+      requestBody: jsonBody('PutLambdaSubscriptionRequest', smallRequestMaxBytes),
+      responses: {
+        '200': ok('The group with its subscriptions.', 'Group'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT:
+            '`functionName` is not a function name or ARN; `batchSize`, `maxConcurrency` or `retryDelayMs` ' +
+            'is out of range; an unknown field; `topic` differs from the path; the group is not CLUSTERING; ' +
+            `or the group has ${lambdaSubscriptionLimits.perGroupMaxCount} subscriptions already.`,
+          INVALID_FILTER_EXPRESSION: '`filter` is not a valid TAG or SQL92 filter.',
+          ILLEGAL_TOPIC: badTopicPath,
+          ILLEGAL_CONSUMER_GROUP: badGroupPath,
+          TOPIC_NOT_FOUND: topicMissing,
+          CONSUMER_GROUP_NOT_FOUND: groupMissing,
+          CONFLICT: 'the group kept changing under concurrent updates; retry.',
+          PAYLOAD_TOO_LARGE: tooLarge(smallRequestMaxBytes),
+          ...common(notAdmin),
+        }),
+      },
+    },
+    delete: {
+      operationId: 'deleteLambdaSubscription',
+      tags: ['groups'],
+      summary: "Stop pushing the group's messages of a topic to Lambda",
+      description: 'Batches in flight finish; the group keeps its position, so a pop consumer can take over where the function stopped.',
+      'x-skyrocket-permission': 'admin',
+      responses: {
+        '204': { description: 'Removed.' },
+        ...errors({
+          ILLEGAL_TOPIC: badTopicPath,
+          ILLEGAL_CONSUMER_GROUP: badGroupPath,
+          CONSUMER_GROUP_NOT_FOUND: groupMissing,
+          NOT_FOUND: 'the group has no Lambda subscription to this topic.',
+          CONFLICT: 'the group kept changing under concurrent updates; retry.',
+          ...common(notAdmin),
+        }),
+      },
+    },
+  },
   '/v1/messages/{messageId}': {
     parameters: [paramRef('messageId')],
     get: {
       operationId: 'getMessage',
       tags: ['messages'],
       summary: 'Get a message by id',
-      description: 'The id names the broker that stored the message; any broker fetches it from there.',
+      description:
+        'The id names the broker that stored the message; any broker fetches it from there. The id of ' +
+        'a transactional message is found once it is committed, not before. A delayed message is found ' +
+        'while it waits (with `queueOffset` -1 and its `deliverAt`) and, once delivered, as the delivered ' +
+        'message; a cancelled one is not found.',
       'x-skyrocket-permission': 'subscribe:*',
       responses: {
         '200': ok('The message.', 'Message'),
@@ -1450,6 +1828,246 @@ const paths: JsonObject = {
             'no message has this id (retention may have removed it), or the broker that stored it is not available.',
           STORE_CORRUPTED: 'the record failed verification.',
           ...common('the API key may not subscribe as every group (`*`).'),
+        }),
+      },
+    },
+    delete: {
+      operationId: 'cancelMessage',
+      tags: ['messages'],
+      summary: 'Cancel a delayed message',
+      description:
+        'Cancels a delayed message before it is delivered: it is never delivered, and no longer found ' +
+        'by id. Works for a message waiting in its broker and for one parked in the timer index. ' +
+        'Any broker forwards the request to the broker that stored the message.',
+      'x-skyrocket-permission': 'publish:{topic of the message}',
+      responses: {
+        '204': { description: 'Cancelled.' },
+        ...errors({
+          ILLEGAL_MESSAGE_ID: 'the id is not a Skyrocket message id.',
+          MESSAGE_NOT_FOUND:
+            'no delayed message with this id waits: the id is unknown, the message was delivered (or is ' +
+            'being delivered) or cancelled already, it is not a delayed message, or the broker that stored it is not available.',
+          UNAUTHORIZED: unauthorized,
+          FORBIDDEN: "the API key may not publish to the message's topic.",
+          SERVICE_UNAVAILABLE: `${unavailable} Also: the message is being parked in the timer index right now; retry.`,
+          STORE_CLOSED: 'the store of the owning broker is closing; retry.',
+          DISK_FULL: "the owning broker's disk is full; nothing was changed; retry later.",
+          STORE_CORRUPTED: 'the owning broker stopped writing after a failed write.',
+          INTERNAL_ERROR: internal,
+        }),
+      },
+    },
+  },
+  '/v1/internal/timers': {
+    post: {
+      operationId: 'moveTimers',
+      tags: ['internal'],
+      summary: 'Move parked timers back into the broker (delay sweep)',
+      description:
+        'Called by the delay sweep (with the cluster\'s internal secret) on the leader of the broker group ' +
+        'that owns the timers\' queues: takes delayed messages that come due within the horizon from the ' +
+        'DynamoDB timer index back into this broker\'s timing wheel. Idempotent by message id: a timer ' +
+        'this broker already has, delivered or cancelled is answered `DUPLICATE` or `CANCELLED` and not ' +
+        'taken again. The answer comes once the accepted timers are durable.',
+      'x-skyrocket-permission': 'admin',
+      requestBody: jsonBody('MoveTimersRequest', sendRequestMaxBytes),
+      responses: {
+        '200': ok('What became of each timer.', 'MoveTimersResult'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: `\`timers\` is not a list of 1 to ${limits.sendBatchMaxCount} timers of the documented shape.`,
+          ILLEGAL_TOPIC: 'a timer names an illegal topic.',
+          ILLEGAL_MESSAGE_ID: 'a timer has no Skyrocket message id.',
+          PAYLOAD_TOO_LARGE: tooLarge(sendRequestMaxBytes),
+          STORE_CLOSED: 'the store is closing; retry.',
+          DISK_FULL: 'the disk is full; nothing was taken; retry later.',
+          STORE_CORRUPTED: 'the broker stopped writing after a failed write.',
+          ...common(notAdmin),
+        }),
+      },
+    },
+  },
+  '/v1/producer-groups': {
+    post: {
+      operationId: 'createProducerGroup',
+      tags: ['transactions'],
+      summary: 'Register a producer group',
+      description: 'Says how the group\'s unresolved transactions are checked back, and how patiently.',
+      'x-skyrocket-permission': 'admin',
+      requestBody: jsonBody('CreateProducerGroupRequest', transactionRequestMaxBytes),
+      responses: {
+        '201': ok('Registered.', 'ProducerGroup'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT:
+            '`name` is not a producer group name; `checkUrl` is not an http(s) URL without credentials; `checkLambdaArn` ' +
+            'is not a Lambda function ARN; both are given; or `checkDelayMs`, `checkIntervalMs` or `maxChecks` is out of range.',
+          ALREADY_EXISTS: 'a producer group of that name is registered.',
+          PAYLOAD_TOO_LARGE: tooLarge(transactionRequestMaxBytes),
+          ...common(notAdmin),
+        }),
+      },
+    },
+    get: {
+      operationId: 'listProducerGroups',
+      tags: ['transactions'],
+      summary: 'List registered producer groups',
+      'x-skyrocket-permission': 'admin',
+      responses: { '200': ok('Every registered group.', 'ProducerGroupList'), ...errors(common(notAdmin)) },
+    },
+  },
+  '/v1/producer-groups/{producerGroup}': {
+    parameters: [paramRef('producerGroup')],
+    get: {
+      operationId: 'getProducerGroup',
+      tags: ['transactions'],
+      summary: 'The check settings of a producer group',
+      description: 'Its registration, or (`registered: false`) the defaults an unregistered group gets.',
+      'x-skyrocket-permission': 'admin',
+      responses: {
+        '200': ok('The settings.', 'ProducerGroup'),
+        ...errors({ INVALID_ARGUMENT: 'the name in the path is not a producer group name.', ...common(notAdmin) }),
+      },
+    },
+    delete: {
+      operationId: 'deleteProducerGroup',
+      tags: ['transactions'],
+      summary: 'Unregister a producer group',
+      description: 'Its transactions are then checked through its SDK producers, with the defaults.',
+      'x-skyrocket-permission': 'admin',
+      responses: {
+        '204': { description: 'Unregistered.' },
+        ...errors({
+          INVALID_ARGUMENT: 'the name in the path is not a producer group name.',
+          NOT_FOUND: 'the group is not registered.',
+          ...common(notAdmin),
+        }),
+      },
+    },
+  },
+  '/v1/producer-groups/{producerGroup}/checks': {
+    parameters: [paramRef('producerGroup')],
+    post: {
+      operationId: 'pollTransactionChecks',
+      tags: ['transactions'],
+      summary: 'Check requests for a producer group (long polling)',
+      description:
+        'How SDK producers answer check-backs. The check sweep asks a producer group about a transaction ' +
+        'left unresolved (past its `checkDelayMs`) by queueing a check request on the owning broker; ' +
+        'this takes queued requests from every broker group, waiting up to `waitMs` when none is queued. ' +
+        'Each request is handed out once: answer it with commit or rollback, or leave it (UNKNOWN) to be ' +
+        'asked again after `checkIntervalMs`. Only requests for topics the API key may publish to are returned.',
+      'x-skyrocket-permission': 'publish on the topics of the checks returned',
+      requestBody: { ...jsonBody('PollChecksRequest', transactionRequestMaxBytes), required: false },
+      responses: {
+        '200': ok('The check requests; empty when none came within `waitMs`.', 'TransactionCheckList'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: `the name in the path is not a producer group name, or \`max\` is not an integer from 1 to ${limits.receiveMessagesMaxCount}.`,
+          ILLEGAL_POLLING_TIME: `\`waitMs\` is not an integer from 0 to ${limits.longPollWaitMaxMs}.`,
+          PAYLOAD_TOO_LARGE: tooLarge(transactionRequestMaxBytes),
+          ...common('the API key may not publish to any topic.'),
+        }),
+      },
+    },
+  },
+  '/v1/transactions/{transactionId}': {
+    parameters: [paramRef('transactionId')],
+    get: {
+      operationId: 'getTransaction',
+      tags: ['transactions'],
+      summary: 'The state of a transaction',
+      description: 'Forwarded to the broker group that holds it.',
+      'x-skyrocket-permission': 'publish:{topic of the transaction}',
+      parameters: [
+        { name: 'message', in: 'query', description: '`false` leaves the message out.', schema: { type: 'boolean', default: true } },
+      ],
+      responses: {
+        '200': ok('The transaction.', 'TransactionStatus'),
+        ...errors({
+          INVALID_TRANSACTION_ID: 'the id is malformed, or names no transaction (never prepared, or past retention).',
+          NOT_LEADER: 'a forwarded request reached a broker of another broker group; retry.',
+          ...common('the API key may not publish to the topic of the transaction.'),
+        }),
+      },
+    },
+  },
+  '/v1/transactions/{transactionId}/commit': {
+    parameters: [paramRef('transactionId')],
+    post: {
+      operationId: 'commitTransaction',
+      tags: ['transactions'],
+      summary: 'Commit a transaction: its message becomes visible',
+      description:
+        'Stores the message in its topic, under the id the send returned, exactly once: committing a ' +
+        'committed transaction again answers its status unchanged. Committing a rolled-back one fails ' +
+        'with `TRANSACTION_ALREADY_RESOLVED`. Any broker takes it and forwards it to the owner.',
+      'x-skyrocket-permission': 'publish:{topic of the transaction}',
+      requestBody: { ...jsonBody('ResolveTransactionRequest', transactionRequestMaxBytes), required: false },
+      responses: {
+        '200': ok('Committed (now or before).', 'TransactionStatus'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: '`resolvedBy` or `checks` is out of range.',
+          INVALID_TRANSACTION_ID: 'the id is malformed, or names no transaction (never prepared, or past retention).',
+          TRANSACTION_ALREADY_RESOLVED: 'the transaction was rolled back.',
+          PAYLOAD_TOO_LARGE: tooLarge(transactionRequestMaxBytes),
+          NOT_LEADER: 'a forwarded request reached a broker of another broker group; retry.',
+          STORE_CLOSED: 'the owning broker is stopping; retry.',
+          DISK_FULL: "the owning broker's disk is full; nothing was stored; retry later.",
+          ...common('the API key may not publish to the topic of the transaction, or sets `resolvedBy`/`checks` without being an admin.'),
+        }),
+      },
+    },
+  },
+  '/v1/transactions/{transactionId}/rollback': {
+    parameters: [paramRef('transactionId')],
+    post: {
+      operationId: 'rollbackTransaction',
+      tags: ['transactions'],
+      summary: 'Roll a transaction back: its message is never visible',
+      description:
+        'Rolling back a rolled-back transaction again answers its status unchanged; rolling back a ' +
+        'committed one fails with `TRANSACTION_ALREADY_RESOLVED`. Any broker takes it and forwards it to the owner.',
+      'x-skyrocket-permission': 'publish:{topic of the transaction}',
+      requestBody: { ...jsonBody('ResolveTransactionRequest', transactionRequestMaxBytes), required: false },
+      responses: {
+        '200': ok('Rolled back (now or before).', 'TransactionStatus'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: '`resolvedBy` or `checks` is out of range.',
+          INVALID_TRANSACTION_ID: 'the id is malformed, or names no transaction (never prepared, or past retention).',
+          TRANSACTION_ALREADY_RESOLVED: 'the transaction was committed.',
+          PAYLOAD_TOO_LARGE: tooLarge(transactionRequestMaxBytes),
+          NOT_LEADER: 'a forwarded request reached a broker of another broker group; retry.',
+          STORE_CLOSED: 'the owning broker is stopping; retry.',
+          DISK_FULL: "the owning broker's disk is full; nothing was stored; retry later.",
+          ...common('the API key may not publish to the topic of the transaction, or sets `resolvedBy`/`checks` without being an admin.'),
+        }),
+      },
+    },
+  },
+  '/v1/transactions/{transactionId}/check': {
+    parameters: [paramRef('transactionId')],
+    post: {
+      operationId: 'requestTransactionCheck',
+      tags: ['transactions'],
+      summary: 'Ask the producer group through its SDK producers',
+      description:
+        'What the check sweep calls for a group without `checkUrl` or `checkLambdaArn`: queues a check ' +
+        'request (replacing an earlier one) that the group\'s producers take with ' +
+        '`POST /v1/producer-groups/{producerGroup}/checks`. A resolved transaction queues nothing.',
+      'x-skyrocket-permission': 'admin',
+      requestBody: { ...jsonBody('RequestCheckRequest', transactionRequestMaxBytes), required: false },
+      responses: {
+        '200': ok('The transaction (`PREPARED` when a request was queued).', 'TransactionStatus'),
+        ...errors({
+          MALFORMED_JSON: malformed,
+          INVALID_ARGUMENT: '`checks` is not a non-negative integer.',
+          INVALID_TRANSACTION_ID: 'the id is malformed, or names no transaction.',
+          PAYLOAD_TOO_LARGE: tooLarge(transactionRequestMaxBytes),
+          NOT_LEADER: 'a forwarded request reached a broker of another broker group; retry.',
+          ...common(notAdmin),
         }),
       },
     },
@@ -1477,7 +2095,9 @@ export const openApiDocument: JsonObject = {
     { name: 'messages', description: 'Send, pull by offset, query by id and key.' },
     { name: 'groups', description: 'Consumer groups (administration) and their lag.' },
     { name: 'consume', description: 'Receive, ack, change invisibility, offsets.' },
+    { name: 'transactions', description: 'Commit, roll back and check back transactional messages; producer groups.' },
     { name: 'operations', description: 'Health, readiness, metrics, this document.' },
+    { name: 'internal', description: 'Called by the sweeps with the internal secret (or an admin key); not for clients.' },
   ],
   servers: [
     {

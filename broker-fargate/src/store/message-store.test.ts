@@ -186,6 +186,34 @@ describe('MessageStore', () => {
     expect((await store.read('x', 0, 0, { tags: new Set(['t1']), maxMessages: 1000 })).messages.length).toBe(83);
   });
 
+  it('finds records stored again under an id (UNIQ_KEY), also after the index is rebuilt from the log', async () => {
+    const dir = tempDir();
+    let store = await open(dir);
+    const [original] = await store.append([message('orders', 0, 0, { keys: ['k'] })]);
+    const id = original!.messageId;
+    expect(await store.getByUniqueKey(id)).toEqual([]);
+    // Stored again twice (say, a dead letter and a redrive), and an unrelated record in between.
+    await store.append([message('%DLQ%g', 0, 1, { properties: { UNIQ_KEY: id, a: '1' } })]);
+    await store.append([message('other', 0, 2, { properties: { UNIQ_KEY: encodeMessageId(7, 1) } })]);
+    await store.append([message('orders', 1, 3, { properties: { UNIQ_KEY: id } })]);
+    const check = async (s: MessageStore): Promise<void> => {
+      const found = await s.getByUniqueKey(id);
+      expect(found.map((m) => [m.topic, m.messageId, m.properties])).toEqual([
+        ['orders', id, {}],
+        ['%DLQ%g', id, { a: '1' }],
+      ]);
+      expect(await s.getByUniqueKey(encodeMessageId(7, 999_999))).toEqual([]);
+      // A key of a topic never answers a unique-key lookup.
+      expect(await s.getByUniqueKey('k')).toEqual([]);
+    };
+    await check(store);
+    await store.close();
+    fs.rmSync(path.join(dir, 'checkpoint'));
+    fs.rmSync(path.join(dir, 'index'), { recursive: true });
+    store = await open(dir);
+    await check(store);
+  });
+
   it('deletes whole segments past retention and moves queue minimums forward', async () => {
     let now = 1_000_000;
     const store = await open(tempDir(), { segmentSizeBytes: 64 * 1024, maxGroupBytes: 16 * 1024, retentionMs: 10_000, now: () => now });

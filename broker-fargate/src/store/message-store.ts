@@ -16,6 +16,13 @@ import { LocalSegmentStore, type SegmentStore } from './segment-store.ts';
 
 const fdatasyncAsync = promisify(fs.fdatasync);
 
+/**
+ * A record that carries `UNIQ_KEY` (a message stored again under an id it had before) is also
+ * indexed by that id under this index topic. No real topic has an empty name, so its entries
+ * never mix with the keys of a topic.
+ */
+export const uniqueKeyIndexTopic = '';
+
 /** Every store limit and default in one place, checked against each other at open. */
 export const storeDefaults = {
   segmentSizeBytes: 1024 * 1024 * 1024,
@@ -213,7 +220,7 @@ export class MessageStore {
     const checkpoint = readCheckpoint(this.#dirs.root);
     const indexedThrough = this.#index.endLogOffset;
     const report = await this.#log.open(checkpoint?.dispatchedOffset ?? 0, (record) => {
-      this.#dispatchOne(record.topic, record.queueId, record.queueOffset, record.physicalOffset, record.totalSize, record.tag, record.keys, record.storeTimestamp, indexedThrough);
+      this.#dispatchOne(record.topic, record.queueId, record.queueOffset, record.physicalOffset, record.totalSize, record.tag, record.keys, record.storeTimestamp, indexedThrough, record.properties[systemProperty.originMessageId]);
     });
     for (const queue of this.#queues.values()) {
       queue.truncateByLogEnd(report.endOffset);
@@ -303,6 +310,8 @@ export class MessageStore {
         if (input.keys !== undefined && input.keys.length > 0) {
           this.#index.add(input.topic, input.keys, r.physicalOffset, r.storeTimestamp);
         }
+        const uniqueKey = input.properties?.[systemProperty.originMessageId];
+        if (uniqueKey !== undefined) this.#index.add(uniqueKeyIndexTopic, [uniqueKey], r.physicalOffset, r.storeTimestamp);
       }
       for (const queue of touched) queue.flush();
       const last = records[records.length - 1];
@@ -322,9 +331,13 @@ export class MessageStore {
     keys: readonly string[],
     storeTimestamp: number,
     indexedThrough: number,
+    uniqueKey: string | undefined,
   ): void {
     this.#queue(topic, queueId).append(queueOffset, { commitLogOffset: physicalOffset, size, tagCode: this.#tagCode(tag) });
     if (keys.length > 0 && physicalOffset > indexedThrough) this.#index.add(topic, keys, physicalOffset, storeTimestamp);
+    if (uniqueKey !== undefined && physicalOffset > indexedThrough) {
+      this.#index.add(uniqueKeyIndexTopic, [uniqueKey], physicalOffset, storeTimestamp);
+    }
   }
 
   #tagCode(tag: string | undefined): number {
@@ -377,7 +390,7 @@ export class MessageStore {
           const r = decodeRecord(chunk, at);
           if (!r.ok) break;
           const rec = r.record;
-          this.#dispatchOne(rec.topic, rec.queueId, rec.queueOffset, rec.physicalOffset, rec.totalSize, rec.tag, rec.keys, rec.storeTimestamp, indexedThrough);
+          this.#dispatchOne(rec.topic, rec.queueId, rec.queueOffset, rec.physicalOffset, rec.totalSize, rec.tag, rec.keys, rec.storeTimestamp, indexedThrough, rec.properties[systemProperty.originMessageId]);
           touched.add(this.#queue(rec.topic, rec.queueId));
           at += rec.totalSize;
         }
@@ -540,6 +553,30 @@ export class MessageStore {
     const { brokerId, physicalOffset } = decodeMessageId(messageId);
     if (brokerId !== this.#o.brokerId) return undefined;
     return this.getByOffset(physicalOffset);
+  }
+
+  /**
+   * Records stored again under the id `messageId` (they carry it as `UNIQ_KEY`: a dead letter, a
+   * committed transactional message), newest first, at most `max`. The record that the id itself
+   * points at is not among them. Found through the key index, so one lookup and a read per hit.
+   */
+  async getByUniqueKey(messageId: string, max = 16): Promise<StoredMessage[]> {
+    const offsets = this.#index.lookup(uniqueKeyIndexTopic, messageId, 0, Number.MAX_SAFE_INTEGER, max * 4);
+    const out: StoredMessage[] = [];
+    for (const offset of offsets) {
+      if (out.length >= max) break;
+      let message: StoredMessage | undefined;
+      try {
+        message = await this.getByOffset(offset);
+      } catch {
+        continue; // a damaged record is never served; the index may outlive it
+      }
+      // A hash collision finds another record; `messageId` is its UNIQ_KEY only if it was stored again.
+      if (message === undefined || message.messageId !== messageId) continue;
+      if (encodeMessageId(this.#o.brokerId, offset) === messageId) continue;
+      out.push(message);
+    }
+    return out;
   }
 
   /** Messages of `topic` carrying `key`, stored within [fromMs, toMs], newest first. */
