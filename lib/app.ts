@@ -7,7 +7,7 @@ import * as cdk from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseDeploymentContext, type CliEnvironment, type DeploymentConfig } from './context.ts';
 import { deploymentNames } from './deployment.ts';
-import { ServiceStack, type ServiceStackProps } from './service-stack.ts';
+import { ServiceStack } from './service-stack.ts';
 import { StatefulStack } from './stateful-stack.ts';
 
 export interface SkyrocketStacks {
@@ -20,8 +20,6 @@ export interface SkyrocketStacks {
 export interface SkyrocketAppOptions {
   /** The CLI's environment (`CDK_DEFAULT_ACCOUNT`, `CDK_DEFAULT_REGION`); context overrides it. */
   readonly cli?: CliEnvironment;
-  /** @default none: see `ServiceStackProps.sweeps` */
-  readonly sweeps?: ServiceStackProps['sweeps'];
   /** @default the repository root */
   readonly imageDirectory?: string;
 }
@@ -44,9 +42,8 @@ export function defineSkyrocket(app: cdk.App, options: SkyrocketAppOptions = {})
     env,
     config,
     data: stateful,
-    ...(options.sweeps === undefined ? {} : { sweeps: options.sweeps }),
     ...(options.imageDirectory === undefined ? {} : { imageDirectory: options.imageDirectory }),
-    description: `Skyrocket ${names.cluster}: VPC, ECS Fargate brokers, NLB, dashboard and alarms`,
+    description: `Skyrocket ${names.cluster}: VPC, ECS Fargate brokers, NLB, sweep functions, dashboard and alarms`,
   });
   cdk.Tags.of(app).add('skyrocket:deployment', config.env);
   // cdk-nag 3 is a policy-validation plugin: any unacknowledged finding stops the synth.

@@ -88,6 +88,12 @@ export function defaultSegmentBucketProps(key: kms.IKey, logsBucket: s3.IBucket,
   };
 }
 
+/**
+ * What DynamoDB and S3 ask of KMS on the caller's behalf for a table or SSE-KMS object under a
+ * customer-managed key; granted only with a `kms:ViaService` condition naming those services.
+ */
+export const dataKeyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'] as const;
+
 /** The deployment's key: yearly rotation, and kept, since retained tables and objects need it. */
 export function defaultKeyProps(alias: string): kms.KeyProps {
   return {

@@ -24,6 +24,17 @@ export interface DeploymentNames {
   readonly timerBodyPrefix: string;
   readonly brokerLogGroup: string;
   readonly metricsLogGroup: string;
+  /** The scheduled functions: `skyrocket-<env>-delay-sweep` and `skyrocket-<env>-txn-check`. */
+  readonly delaySweepFunction: string;
+  readonly txnCheckFunction: string;
+  /** Their log groups: `/skyrocket/<env>/delay-sweep` and `/skyrocket/<env>/txn-check`. */
+  readonly delaySweepLogGroup: string;
+  readonly txnCheckLogGroup: string;
+  /**
+   * The name prefix of the transaction checker functions producer groups may register
+   * (`checkLambdaArn`): txn-check may invoke `skyrocket-<env>-checker-*` and no other function.
+   */
+  readonly checkerFunctionPrefix: string;
   /** The private DNS namespace that gives each broker slot a stable name. */
   readonly dnsNamespace: string;
   /** SSM parameter path under which Lambda consumer subscriptions are recorded. */
@@ -49,6 +60,11 @@ export function deploymentNames(env: string): DeploymentNames {
     timerBodyPrefix: `${cluster}-timers/`,
     brokerLogGroup: `/skyrocket/${env}/brokers`,
     metricsLogGroup: `/skyrocket/${env}/metrics`,
+    delaySweepFunction: `${cluster}-delay-sweep`,
+    txnCheckFunction: `${cluster}-txn-check`,
+    delaySweepLogGroup: `/skyrocket/${env}/delay-sweep`,
+    txnCheckLogGroup: `/skyrocket/${env}/txn-check`,
+    checkerFunctionPrefix: `${cluster}-checker-`,
     dnsNamespace: `${cluster}.internal`,
     subscriptionPath: `/skyrocket/${env}/lambda-consumers`,
     kmsAlias: `alias/${cluster}`,
@@ -122,6 +138,20 @@ export function segmentExpirationDays(retentionHours: number): number {
     throw new RangeError(`retentionHours must be a positive integer, got ${retentionHours}`);
   }
   return Math.ceil(retentionHours / 24) + 1;
+}
+
+/**
+ * The timer horizon (SKYROCKET_TIMER_HORIZON_MS) the brokers and the delay sweep share: timers due
+ * within it wait in a broker's timing wheel, later ones are parked in DynamoDB. It is the brokers'
+ * own default (broker-fargate/src/config.ts: 1 h, or a third of the retention when that is
+ * shorter), given to both explicitly, because the sweep's default (1 h) ignores the retention
+ * and the two must agree.
+ */
+export function timerHorizonMs(retentionHours: number): number {
+  if (!(Number.isSafeInteger(retentionHours) && retentionHours >= 1)) {
+    throw new RangeError(`retentionHours must be a positive integer, got ${retentionHours}`);
+  }
+  return Math.min(3_600_000, Math.floor((retentionHours * 3_600_000) / 3));
 }
 
 /**

@@ -1,7 +1,7 @@
 /** The CDK constructs and stacks others may import. */
 export { defineSkyrocket, type SkyrocketAppOptions, type SkyrocketStacks } from './app.ts';
 export { ContextError, contextKeys, parseDeploymentContext, type DeploymentConfig } from './context.ts';
-export { brokerSlots, deploymentNames, type BrokerSlot, type DeploymentNames } from './deployment.ts';
+export { brokerSlots, deploymentNames, timerHorizonMs, type BrokerSlot, type DeploymentNames } from './deployment.ts';
 export {
   LambdaConsumer,
   lambdaConsumerLimits,
@@ -11,5 +11,6 @@ export {
   type LambdaSubscription,
 } from './lambda-consumer.ts';
 export { brokerMetrics } from './metrics-bridge.ts';
-export { ServiceStack, type AlarmThresholds, type ServiceStackProps, type SweepFunctions } from './service-stack.ts';
+export { ServiceStack, type AlarmThresholds, type ServiceStackProps } from './service-stack.ts';
+export { SweepFunction, SweepFunctions, sweepLimits, sweepRuntime, type SweepFunctionProps, type SweepFunctionsProps } from './sweep-functions.ts';
 export { StatefulStack, type SkyrocketData, type StatefulStackProps } from './stateful-stack.ts';

@@ -5,6 +5,7 @@
  * can: the one resource (or one policy) the finding is about.
  */
 import * as cdk from 'aws-cdk-lib';
+import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import type { IConstruct } from 'constructs';
 
 /** The rule pack's name: CDK matches acknowledgements as `<plugin>::<rule>`. */
@@ -15,4 +16,13 @@ export function acknowledgeNag(scope: IConstruct, rule: string, reason: string):
   if (!rule.startsWith(`${nagPack}-`)) throw new Error(`acknowledgeNag: ${rule} is not an ${nagPack} rule id`);
   if (reason.trim().length < 20) throw new Error(`acknowledgeNag: ${rule} needs a reason that says why, got ${JSON.stringify(reason)}`);
   cdk.Validations.of(scope).acknowledge({ id: `${nagPack}::${rule}`, reason });
+}
+
+/**
+ * cdk-nag's id for the IAM5 finding on one wildcard resource of a policy in `scope`'s stack,
+ * computed the way cdk-nag computes it, so that an acknowledgement covers that resource and
+ * nothing else.
+ */
+export function wildcardFinding(scope: IConstruct, resource: string): string {
+  return `AwsSolutions-IAM5[Resource::${flattenCfnReference(cdk.Stack.of(scope).resolve(resource))}]`;
 }

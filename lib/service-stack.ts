@@ -8,6 +8,9 @@
  *                         gateway endpoints: DynamoDB, S3 ◀─────┘
  *                         interface endpoints: ECR, Logs, Secrets Manager, SSM, Lambda
  *
+ *   EventBridge, every minute ──▶ delay-sweep, txn-check (Lambda, in the broker subnets)
+ *                                   ──TCP 8080──▶ leader brokers (sweep-functions.ts)
+ *
  * Networking: the brokers run in isolated subnets with no route to the internet. DynamoDB and S3
  * are reached through gateway endpoints (free, and no per-GB charge on the tiering traffic);
  * the image pull, the log driver, the secret, SSM and Lambda (the dispatcher) through interface
@@ -24,10 +27,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
-import * as events from 'aws-cdk-lib/aws-events';
-import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
@@ -35,14 +35,15 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as snsSubscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { IgnoreMode } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
-import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import type { Construct } from 'constructs';
 import type { DeploymentConfig } from './context.ts';
-import { brokerSlots, segmentsBucketName, type BrokerSlot, type DeploymentNames } from './deployment.ts';
+import { dataKeyActions } from './defaults.ts';
+import { brokerSlots, segmentsBucketName, timerHorizonMs, type BrokerSlot, type DeploymentNames } from './deployment.ts';
 import type { LambdaConsumerTarget } from './lambda-consumer.ts';
-import { acknowledgeNag } from './nag.ts';
+import { acknowledgeNag, wildcardFinding } from './nag.ts';
 import { brokerMetrics, metricsBridgeScript, metricsBridgeVariables } from './metrics-bridge.ts';
 import type { SkyrocketData } from './stateful-stack.ts';
+import { SweepFunctions, type SweepFunction } from './sweep-functions.ts';
 
 /** The port the broker listens on inside its task (SKYROCKET_PORT). */
 export const brokerPort = 8080;
@@ -57,20 +58,6 @@ export const brokerStopTimeoutSeconds = 30;
 export const deregistrationDelaySeconds = 30;
 /** How long after a start ECS ignores failed health checks: recovery re-verifies the log tail. */
 export const brokerStartGraceSeconds = 120;
-
-/** The scheduled functions of DESIGN.md; they are built under another issue. */
-export interface SweepFunctions {
-  /**
-   * Moves far-term timers that fall due into their broker's timing wheel. Runs every minute.
-   * @default not scheduled
-   */
-  readonly delaySweep?: lambda.IFunction;
-  /**
-   * Checks back half messages that stayed unresolved. Runs every minute.
-   * @default not scheduled
-   */
-  readonly txnCheck?: lambda.IFunction;
-}
 
 export interface AlarmThresholds {
   /**
@@ -95,12 +82,6 @@ export interface ServiceStackProps extends cdk.StackProps {
   readonly config: DeploymentConfig;
   /** The stateful stack's resources. */
   readonly data: SkyrocketData;
-  /**
-   * Extension point for the delay-sweep and txn-check Lambda functions: each one given is
-   * scheduled every minute and may read and write the name-server tables.
-   * @default none (the functions are not built yet)
-   */
-  readonly sweeps?: SweepFunctions;
   /** @default see `AlarmThresholds` */
   readonly alarmThresholds?: AlarmThresholds;
   /**
@@ -129,6 +110,8 @@ export function brokerEnvironment(
     SKYROCKET_FLUSH_MODE: 'sync',
     SKYROCKET_RETENTION_MS: String(config.retentionHours * 3_600_000),
     SKYROCKET_TABLE_PREFIX: names.tablePrefix,
+    // The delay sweep gets the same value (sweep-functions.ts): the two must agree.
+    SKYROCKET_TIMER_HORIZON_MS: String(timerHorizonMs(config.retentionHours)),
     SKYROCKET_SHUTDOWN_GRACE_MS: String(brokerShutdownGraceSeconds * 1000),
     AWS_REGION: config.region,
     // Large parked timer bodies today (namesrv/timers.ts); tiered segments when tiering lands.
@@ -159,15 +142,9 @@ export const nameServerTableActions = [
 /** What the brokers do to their objects: tiered segments, and parked timer bodies. */
 export const brokerObjectActions = ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject'] as const;
 
-/**
- * What DynamoDB and S3 ask of KMS on the caller's behalf for a table or SSE-KMS object under a
- * customer-managed key; allowed only through those two services.
- */
-export const dataKeyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'] as const;
-
 export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
   readonly vpc: ec2.Vpc;
-  /** The brokers' security group: allow a new client of the internal API (a sweep) from here. */
+  /** The brokers' security group: the NLB, the other brokers and the sweep functions may reach it. */
   readonly brokerSecurityGroup: ec2.SecurityGroup;
   readonly cluster: ecs.Cluster;
   readonly loadBalancer: elbv2.NetworkLoadBalancer;
@@ -177,6 +154,8 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
   readonly services: readonly ecs.FargateService[];
   readonly slots: readonly BrokerSlot[];
   readonly brokerLogGroup: logs.LogGroup;
+  /** The delay-sweep and txn-check functions, each run every minute. */
+  readonly sweeps: SweepFunctions;
   readonly alarmTopic: sns.Topic;
   readonly alarms: readonly cloudwatch.Alarm[];
   readonly dashboard: cloudwatch.Dashboard;
@@ -267,6 +246,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
         'The zones are named on purpose (context availabilityZones): each broker slot is pinned to one zone so that the replicas of a broker group never share one, and Fn::GetAZs cannot promise which zones it returns.',
     });
     const brokerSubnets: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const endpoints = new Map<string, ec2.InterfaceVpcEndpoint>();
     for (const [name, service] of [
       ['EcrApi', ec2.InterfaceVpcEndpointAwsService.ECR],
       ['EcrDocker', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
@@ -279,6 +259,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
       // Reachable from the brokers only, not from the whole VPC.
       const endpoint = this.vpc.addInterfaceEndpoint(`${name}Endpoint`, { service, subnets: brokerSubnets, privateDnsEnabled: true, open: false });
       endpoint.connections.allowFrom(brokerSecurityGroup, ec2.Port.tcp(443), 'brokers to the AWS API');
+      endpoints.set(name, endpoint);
     }
 
     // ---- Cluster, roles, logs -----------------------------------------------------------------
@@ -479,7 +460,17 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
     }
     this.services = services;
 
-    this.#scheduleSweeps(props.sweeps ?? {}, data);
+    // ---- Scheduled functions ------------------------------------------------------------------
+    this.sweeps = new SweepFunctions(this, 'Sweeps', {
+      config,
+      data,
+      vpc: this.vpc,
+      brokers: brokerSecurityGroup,
+      brokerPort,
+      segmentsBucketName: this.segmentsBucketName,
+      secretsManagerEndpoint: endpoints.get('SecretsManager')!,
+      lambdaEndpoint: endpoints.get('Lambda')!,
+    });
 
     // ---- Alarms and dashboard -----------------------------------------------------------------
     this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
@@ -552,12 +543,12 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
     });
     acknowledgeNag(
       objects,
-      this.#wildcardFinding(segmentObjects),
+      wildcardFinding(this, segmentObjects),
       `Tiered segments are objects under this cluster's own prefix ${data.names.segmentPrefix} of the segments bucket, named at run time by their start offsets, so the resource ends in "*".`,
     );
     acknowledgeNag(
       objects,
-      this.#wildcardFinding(timerBodies),
+      wildcardFinding(this, timerBodies),
       `Parked timer bodies are objects under this cluster's prefix ${data.names.timerBodyPrefix} of the segments bucket, named at run time by message id, so the resource ends in "*".`,
     );
     // The dispatcher discovers Lambda consumers (lambda-consumer.ts) under this path.
@@ -574,46 +565,9 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
     });
     acknowledgeNag(
       subscriptions,
-      this.#wildcardFinding(`${path}/*`),
+      wildcardFinding(this, `${path}/*`),
       `Lambda consumer subscriptions are SSM parameters ${this.subscriptionPath}/<group>/<topic>, created by LambdaConsumer constructs after this stack; this policy reads that path and nothing else.`,
     );
-  }
-
-  /**
-   * cdk-nag's id for the IAM5 finding on one wildcard resource, computed the way cdk-nag computes
-   * it, so the acknowledgement covers that resource and nothing else.
-   */
-  #wildcardFinding(resource: string): string {
-    return `AwsSolutions-IAM5[Resource::${flattenCfnReference(this.resolve(resource))}]`;
-  }
-
-  #scheduleSweeps(sweeps: SweepFunctions, data: SkyrocketData): void {
-    for (const [name, fn] of [
-      ['DelaySweep', sweeps.delaySweep],
-      ['TxnCheck', sweeps.txnCheck],
-    ] as const) {
-      if (fn === undefined) continue;
-      new events.Rule(this, `${name}Schedule`, {
-        description: `Skyrocket ${data.names.cluster}: runs the ${name} function every minute`,
-        schedule: events.Schedule.rate(cdk.Duration.minutes(1)),
-        targets: [new eventsTargets.LambdaFunction(fn, { retryAttempts: 0 })],
-      });
-      fn.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: `${name}NameServerTables`,
-          actions: [...nameServerTableActions],
-          resources: Object.values(data.tables).map((t) => t.tableArn),
-        }),
-      );
-      fn.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: `${name}DataKeyThroughDynamoDb`,
-          actions: [...dataKeyActions],
-          resources: [data.key.keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${this.region}.amazonaws.com` } },
-        }),
-      );
-    }
   }
 
   #monitoring(
@@ -698,6 +652,21 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
       evaluationPeriods: 3,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+    // Lambda counts Errors (0 or 1) for every invocation, and the rule invokes each sweep every
+    // minute: a minute without a data point is a sweep that did not run, which is as bad as one
+    // that failed. Three bad minutes of five, so that one slow run (its successor throttled and
+    // dropped) or one transient failure does not page anyone.
+    for (const sweep of this.sweeps.all) {
+      alarm(`${sweep.node.id}Alarm`, {
+        alarmDescription: `The sweep function ${sweep.functionName} (run every minute) failed or did not run in 3 of the last 5 minutes; see its log group.`,
+        metric: sweep.fn.metricErrors({ statistic: 'Sum', period: minute }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      });
+    }
 
     const search = (dimensions: string, metricName: string, statistic: string, label: string): cloudwatch.MathExpression =>
       new cloudwatch.MathExpression({
@@ -757,6 +726,25 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
       new cloudwatch.GraphWidget({ title: 'Running tasks per slot', left: runningTasks, width: 8 }),
       new cloudwatch.GraphWidget({ title: 'CPU used (units)', left: [ecsSearch('CpuUtilized', 'Average')], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Memory used (MiB)', left: [ecsSearch('MemoryUtilized', 'Average')], width: 8 }),
+    );
+    const sweepMetric = (metric: (sweep: SweepFunction) => cloudwatch.Metric): cloudwatch.Metric[] => this.sweeps.all.map(metric);
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Sweep errors',
+        left: sweepMetric((sweep) => sweep.fn.metricErrors({ statistic: 'Sum', period: minute, label: sweep.functionName })),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Sweep duration (ms, max)',
+        left: sweepMetric((sweep) => sweep.fn.metricDuration({ statistic: 'Maximum', period: minute, label: sweep.functionName })),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Sweep runs and throttles',
+        left: sweepMetric((sweep) => sweep.fn.metricInvocations({ statistic: 'Sum', period: minute, label: `${sweep.functionName} runs` })),
+        right: sweepMetric((sweep) => sweep.fn.metricThrottles({ statistic: 'Sum', period: minute, label: `${sweep.functionName} throttled` })),
+        width: 8,
+      }),
     );
     return { alarms, dashboard };
   }

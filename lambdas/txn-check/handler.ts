@@ -3,7 +3,8 @@
  * (txn-check.ts). Configuration comes from the environment:
  *
  *   SKYROCKET_TABLE_PREFIX        the deployment's table prefix (required)
- *   SKYROCKET_INTERNAL_SECRET     the brokers' internal secret (required)
+ *   SKYROCKET_INTERNAL_SECRET_ARN the brokers' internal secret in Secrets Manager (in AWS), or
+ *   SKYROCKET_INTERNAL_SECRET     the secret itself (local runs)
  *   SKYROCKET_DYNAMODB_ENDPOINT   a DynamoDB endpoint other than AWS's (local runs)
  *   AWS_REGION                    set by Lambda
  *
@@ -14,12 +15,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { pino } from 'pino';
 import { NameServer, TransactionTables } from '../../namesrv/index.ts';
+import { withInternalSecret } from '../shared/internal-secret.ts';
 import { TransactionChecker, lambdaInvoker, type TransactionCheckerOptions, type TxnCheckSummary } from './txn-check.ts';
 
 let checker: TransactionChecker | undefined;
 
 export async function handler(_event?: unknown): Promise<TxnCheckSummary> {
-  checker ??= checkerFromEnvironment(process.env);
+  checker ??= checkerFromEnvironment(await withInternalSecret(process.env));
   return checker.run();
 }
 
