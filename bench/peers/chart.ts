@@ -11,7 +11,7 @@ const panels: Array<[MetricName, string]> = [
   ['serialP99Ms', 'serial publish ack p99, ms'],
   ['e2eP99Ms', 'end to end p99 at 5,000/s, ms'],
   ['catchUpMsgsPerSec', 'catch-up consume, msgs/s'],
-  ['peakRssMiB', 'server peak RSS, MiB'],
+  ['peakRssMiB', 'server process peak RSS, MiB'],
   ['catchUpCpuSeconds', 'server CPU s to drain the backlog'],
 ];
 

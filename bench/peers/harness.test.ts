@@ -86,8 +86,9 @@ describe('ResourceMeter', () => {
     while (performance.now() < until) x += Math.sqrt(x + 1);
     expect(x).toBeGreaterThan(0);
     expect(meter.cpuSeconds()).toBeGreaterThan(before);
-    const peak = meter.peakRss();
-    expect(peak.mib).toBeGreaterThan(10);
+    const peak = meter.peakMemory();
+    expect(peak.pssMiB).toBeGreaterThan(10);
+    expect(peak.largestProcessMiB).toBeGreaterThanOrEqual(peak.pssMiB * 0.5);
     expect(peak.processes.some((p) => p.pid === process.pid)).toBe(true);
   });
 });

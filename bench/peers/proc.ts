@@ -7,6 +7,12 @@
  *
  *   /proc/<pid>/stat     field 14 utime, 15 stime, 16 cutime, 17 cstime (clock ticks)
  *   /proc/<pid>/status   VmHWM: the peak resident set of that process, in kB
+ *   /proc/<pid>/smaps_rollup  Pss: its resident set with each shared page divided among the
+ *                        processes that share it, in kB
+ *
+ * Summing VmHWM over a tree overstates it when processes share pages: Redis forks a child for
+ * every AOF rewrite, and each child's VmHWM counts the parent's whole dataset again. So the
+ * headline figure is the peak of the tree's summed PSS, sampled while it runs.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -40,6 +46,15 @@ function readStat(pid: number): Stat | undefined {
 function readHighWaterKiB(pid: number): number | undefined {
   try {
     const match = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? undefined : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function readPssKiB(pid: number): number | undefined {
+  try {
+    const match = /^Pss:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
     return match === null ? undefined : Number(match[1]);
   } catch {
     return undefined;
@@ -84,6 +99,8 @@ export class ResourceMeter {
   readonly #peakKiB = new Map<number, { comm: string; kib: number }>();
   /** Ticks last seen per process, so a process that exits keeps what it had used. */
   readonly #ticks = new Map<number, number>();
+  /** The largest sum of PSS over the tree seen at one sampling. */
+  #peakPssKiB = 0;
 
   /** `excludeCommands`: processes of the tree with these names are not counted (their children are). */
   constructor(roots: readonly number[], excludeCommands: readonly string[] = []) {
@@ -94,12 +111,15 @@ export class ResourceMeter {
 
   /** Reads the trees now; call it often enough that no process lives and dies unseen. */
   sample(): void {
+    let pss = 0;
     for (const s of processTree(this.#roots)) {
       if (this.#exclude.has(s.comm)) continue;
       this.#ticks.set(s.pid, s.ticks);
       const kib = readHighWaterKiB(s.pid);
       if (kib !== undefined) this.#peakKiB.set(s.pid, { comm: s.comm, kib: Math.max(kib, this.#peakKiB.get(s.pid)?.kib ?? 0) });
+      pss += readPssKiB(s.pid) ?? 0;
     }
+    this.#peakPssKiB = Math.max(this.#peakPssKiB, pss);
   }
 
   /** CPU seconds used by the trees so far (user + system, including reaped children). */
@@ -110,13 +130,16 @@ export class ResourceMeter {
     return ticks / clockTicksPerSecond;
   }
 
-  /** The sum over processes of each one's peak resident memory, in MiB, and the processes. */
-  peakRss(): { mib: number; processes: Array<{ pid: number; comm: string; mib: number }> } {
+  /**
+   * Peak memory, in MiB: `pssMiB`, the largest summed PSS of the tree at one sampling (the
+   * headline); `largestProcessMiB`, the largest single process's VmHWM; and every process's VmHWM.
+   */
+  peakMemory(): { pssMiB: number; largestProcessMiB: number; processes: Array<{ pid: number; comm: string; mib: number }> } {
     this.sample();
     const processes = [...this.#peakKiB.entries()]
       .map(([pid, p]) => ({ pid, comm: p.comm, mib: round(p.kib / 1024) }))
       .sort((a, b) => b.mib - a.mib);
-    return { mib: round(processes.reduce((sum, p) => sum + p.mib, 0)), processes };
+    return { pssMiB: round(this.#peakPssKiB / 1024), largestProcessMiB: processes[0]?.mib ?? 0, processes };
   }
 }
 

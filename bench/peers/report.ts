@@ -25,7 +25,12 @@ export const metrics = {
     better: 'higher',
     pick: (r: SystemRun) => r.catchUp?.produce.msgsPerSec,
   },
-  peakRssMiB: { label: 'server peak RSS, MiB', better: 'lower', pick: (r: SystemRun) => r.resources?.peakRssMiB },
+  peakRssMiB: { label: 'server process peak RSS (VmHWM), MiB', better: 'lower', pick: (r: SystemRun) => r.resources?.peakRssMiB },
+  treePeakPssMiB: {
+    label: 'server process tree at its peak (summed PSS), MiB',
+    better: 'lower',
+    pick: (r: SystemRun) => r.resources?.treePeakPssMiB,
+  },
   cpuSeconds: { label: 'server CPU seconds, whole repetition', better: 'lower', pick: (r: SystemRun) => r.resources?.cpuSeconds },
   windowedCpuSeconds: { label: 'server CPU seconds, windowed publish', better: 'lower', pick: (r: SystemRun) => r.windowed?.serverCpuSeconds },
   catchUpCpuSeconds: { label: 'server CPU seconds, draining the backlog', better: 'lower', pick: (r: SystemRun) => r.catchUp?.consume.serverCpuSeconds },

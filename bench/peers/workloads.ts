@@ -56,8 +56,11 @@ export interface SystemRun {
   e2e?: WithCpu<{ producer: PacedResult; consumer: LatencyResult }>;
   catchUp?: { produce: WithCpu<BacklogResult>; consume: WithCpu<DrainResult> };
   resources?: {
-    /** Sum over the server's processes of each one's peak resident memory (VmHWM). */
+    /** The peak resident memory (VmHWM) of the server's largest process: beam.smp, redis-server, nats-server, the broker. */
     peakRssMiB: number;
+    /** The whole server tree at its peak: the largest sum of PSS over its processes, sampled every 250 ms. */
+    treePeakPssMiB: number;
+    /** Every process seen in the server's tree, with its VmHWM (forked children count shared pages again). */
     processes: Array<{ pid: number; comm: string; mib: number }>;
     /** Server CPU seconds (user + system) over the whole repetition, start included. */
     cpuSeconds: number;
@@ -249,9 +252,14 @@ export async function runWorkloads(
   } finally {
     clearInterval(sampler);
     await admin.close().catch(() => undefined);
-    const peak = meter.peakRss();
-    run.resources = { peakRssMiB: peak.mib, processes: peak.processes, cpuSeconds: round2(meter.cpuSeconds()) };
-    if (aux !== undefined) run.resources.auxiliary = { peakRssMiB: aux.peakRss().mib, cpuSeconds: round2(aux.cpuSeconds()) };
+    const peak = meter.peakMemory();
+    run.resources = {
+      peakRssMiB: peak.largestProcessMiB,
+      treePeakPssMiB: peak.pssMiB,
+      processes: peak.processes,
+      cpuSeconds: round2(meter.cpuSeconds()),
+    };
+    if (aux !== undefined) run.resources.auxiliary = { peakRssMiB: aux.peakMemory().largestProcessMiB, cpuSeconds: round2(aux.cpuSeconds()) };
     run.loadAverage.after = loadAverage();
   }
   return run;

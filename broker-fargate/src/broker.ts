@@ -635,7 +635,7 @@ export class Broker {
     }
     const started = performance.now();
     const results = await this.store.append(records);
-    this.#timers.appended(records, results);
+    this.#timers.appended(records);
     this.metrics.appendSeconds.observe((performance.now() - started) / 1000);
     let bytes = 0;
     for (const m of messages) bytes += m.body.length;

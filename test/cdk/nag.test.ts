@@ -23,6 +23,17 @@ const expectedAcknowledgements = [
     'Skyrocket-dev-Service/LambdaConsumerSubscriptionsPolicy/Resource',
   ],
   ['AwsSolutions::AwsSolutions-SMG4', 'Skyrocket-dev-Stateful/InternalSecret/Resource'],
+  // The sweep functions: Lambda's network interfaces, timer bodies by prefix, checker functions by name prefix.
+  ['AwsSolutions::AwsSolutions-IAM5[Resource::*]', 'Skyrocket-dev-Service/Sweeps/DelaySweep/NetworkInterfacesPolicy/Resource'],
+  ['AwsSolutions::AwsSolutions-IAM5[Resource::*]', 'Skyrocket-dev-Service/Sweeps/TxnCheck/NetworkInterfacesPolicy/Resource'],
+  [
+    `AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::skyrocket-dev-segments-${testAccount}-${testRegion}/skyrocket-dev-timers/*]`,
+    'Skyrocket-dev-Service/Sweeps/DelaySweep/PrefixPolicy/Resource',
+  ],
+  [
+    `AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:lambda:${testRegion}:${testAccount}:function:skyrocket-dev-checker-*]`,
+    'Skyrocket-dev-Service/Sweeps/TxnCheck/PrefixPolicy/Resource',
+  ],
 ] as const;
 
 function plugin(report: ValidationReport, name: string): ValidationReport['pluginReports'][number] {

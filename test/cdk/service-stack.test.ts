@@ -1,14 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as cdk from 'aws-cdk-lib';
-import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as cdk from 'aws-cdk-lib';
+import { Annotations, Capture, Match, type Template } from 'aws-cdk-lib/assertions';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { brokerSlots } from '../../lib/deployment.ts';
 import { tableDefinitions } from '../../namesrv/tables.ts';
 import { brokerMetrics } from '../../lib/metrics-bridge.ts';
-import { brokerObjectActions, dataKeyActions, nameServerTableActions } from '../../lib/service-stack.ts';
+import { dataKeyActions } from '../../lib/defaults.ts';
+import { brokerObjectActions, nameServerTableActions } from '../../lib/service-stack.ts';
 import { getAtt, logicalId, ref, synthesize, testAccount, testCertificateArn, testRegion, type SynthesizedApp } from './support.ts';
 
 type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string };
@@ -145,6 +145,7 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
               { Name: 'SKYROCKET_FLUSH_MODE', Value: 'sync' },
               { Name: 'SKYROCKET_RETENTION_MS', Value: String(72 * 3_600_000) },
               { Name: 'SKYROCKET_TABLE_PREFIX', Value: 'skyrocket-dev-' },
+              { Name: 'SKYROCKET_TIMER_HORIZON_MS', Value: '3600000' },
               { Name: 'AWS_REGION', Value: testRegion },
               { Name: 'SKYROCKET_S3_BUCKET', Value: `skyrocket-dev-segments-${testAccount}-${testRegion}` },
               { Name: 'SKYROCKET_SUBSCRIPTION_PATH', Value: '/skyrocket/dev/lambda-consumers' },
@@ -243,7 +244,7 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
     });
   });
 
-  it('lets only allowedCidrs reach the NLB, and only the NLB and other brokers reach a broker', () => {
+  it('lets only allowedCidrs reach the NLB, and only the NLB, other brokers and the sweeps reach a broker', () => {
     const nlbGroup = s.service.loadBalancer.connections.securityGroups[0]!;
     const ingress = new Capture();
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', { SecurityGroups: [getAtt(nlbGroup, 'GroupId')] });
@@ -258,13 +259,15 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
     }
     const brokerGroupId = getAtt(s.service.services[0]!.connections.securityGroups[0]!, 'GroupId');
     const toBrokers = resources(t, 'AWS::EC2::SecurityGroupIngress', { Properties: { GroupId: brokerGroupId } });
+    const sweepGroupIds = s.service.sweeps.all.map((sweep) => getAtt(sweep.fn.connections.securityGroups[0]!, 'GroupId'));
     expect(toBrokers.map((r) => [r.Properties['SourceSecurityGroupId'], r.Properties['FromPort'], r.Properties['ToPort']])).toEqual(
       expect.arrayContaining([
         [getAtt(nlbGroup, 'GroupId'), 8080, 8080],
         [brokerGroupId, 8080, 8080],
+        ...sweepGroupIds.map((id) => [id, 8080, 8080]),
       ]),
     );
-    expect(toBrokers).toHaveLength(2);
+    expect(toBrokers).toHaveLength(2 + 2);
     const brokerGroup = resources(t, 'AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('brokers') } })[0]!;
     expect(brokerGroup.Properties['SecurityGroupIngress']).toBeUndefined();
   });
@@ -362,7 +365,8 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
 
   it('alarms on unhealthy targets, each slot without a task, 5xx rate, append p99 and consumer lag, to the alarm topic', () => {
     const alarms = resources(t, 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(4 + 4);
+    // 4 deployment alarms, 1 per slot, 1 per sweep function (sweep-functions.test.ts).
+    expect(alarms).toHaveLength(4 + 4 + 2);
     for (const alarm of alarms) {
       expect(alarm.Properties['AlarmActions']).toEqual([ref(s.service.alarmTopic)]);
       expect(alarm.Properties['OKActions']).toEqual([ref(s.service.alarmTopic)]);
@@ -421,7 +425,7 @@ describe('service stack, other contexts', () => {
     const { serviceTemplate: t } = synthesize({ brokerGroups: groups, replicas, cpu: 4096, memoryMiB: 8192, ephemeralStorageGiB: 200 });
     t.resourceCountIs('AWS::ECS::Service', groups * replicas);
     t.resourceCountIs('AWS::ECS::TaskDefinition', groups * replicas);
-    t.resourceCountIs('AWS::CloudWatch::Alarm', 4 + groups * replicas);
+    t.resourceCountIs('AWS::CloudWatch::Alarm', 4 + groups * replicas + 2);
     t.allResourcesProperties('AWS::ECS::TaskDefinition', { Cpu: '4096', Memory: '8192', EphemeralStorage: { SizeInGiB: 200 } });
   });
 
@@ -457,41 +461,6 @@ describe('service stack, other contexts', () => {
     synthesize({ alarmEmail: 'oncall@example.com' }).serviceTemplate.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'oncall@example.com',
-    });
-  });
-
-  it('schedules no sweep by default, and schedules and grants the sweep functions it is given', () => {
-    synthesize().serviceTemplate.resourceCountIs('AWS::Events::Rule', 0);
-    let delaySweep: lambda.IFunction | undefined;
-    const s = synthesize({}, {
-      before: (app) => {
-        // The sweeps are built elsewhere; here they are imported functions with roles of their own.
-        const functions = new cdk.Stack(app, 'Sweeps', { env: { account: testAccount, region: testRegion } });
-        const role = iam.Role.fromRoleArn(functions, 'DelaySweepRole', `arn:aws:iam::${testAccount}:role/delay-sweep`);
-        delaySweep = lambda.Function.fromFunctionAttributes(functions, 'DelaySweep', {
-          functionArn: `arn:aws:lambda:${testRegion}:${testAccount}:function:skyrocket-delay-sweep`,
-          role,
-          sameEnvironment: true,
-        });
-        return { sweeps: { delaySweep } };
-      },
-    });
-    s.serviceTemplate.resourceCountIs('AWS::Events::Rule', 1);
-    s.serviceTemplate.hasResourceProperties('AWS::Events::Rule', {
-      ScheduleExpression: 'rate(1 minute)',
-      Targets: [Match.objectLike({ Arn: delaySweep!.functionArn })],
-    });
-    const sweeps = Template.fromStack(s.app.node.findChild('Sweeps') as cdk.Stack);
-    sweeps.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({ Sid: 'DelaySweepNameServerTables', Action: [...nameServerTableActions], Resource: Match.arrayWith([importOf('BrokersTable')]) }),
-          Match.objectLike({
-            Sid: 'DelaySweepDataKeyThroughDynamoDb',
-            Condition: { StringEquals: { 'kms:ViaService': `dynamodb.${testRegion}.amazonaws.com` } },
-          }),
-        ]),
-      },
     });
   });
 

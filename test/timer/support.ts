@@ -24,7 +24,7 @@ export function timerEnv(horizonMs: number): Record<string, string> {
 }
 
 /**
- * What the cluster's brokers said about trouble (warnings and errors on stdout, all of stderr)
+ * What the cluster's brokers said about trouble (errors on stdout, all of stderr)
  * and how they exited, for a failing test's message. Watches brokers started from now on too.
  */
 export function brokerTrouble(cluster: TestCluster): () => string {
@@ -34,9 +34,10 @@ export function brokerTrouble(cluster: TestCluster): () => string {
     for (const b of cluster.brokers) {
       if (b === undefined || watched.has(b.child)) continue;
       watched.add(b.child);
-      b.child.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => /"level":[456]0/.test(l)).map((l) => `broker ${b.brokerId}: ${l}`)));
+      b.child.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => /"level":[56]0/.test(l)).map((l) => `broker ${b.brokerId}: ${l}`)));
       b.child.stderr?.on('data', (d: Buffer) => lines.push(`broker ${b.brokerId} stderr: ${d.toString()}`));
-      b.child.once('exit', (code, signal) => lines.push(`broker ${b.brokerId} exited: code ${code}, signal ${signal}`));
+      // A kill by the test itself, or the stop at the end, is no trouble.
+      b.child.once('exit', (code, signal) => signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0 && lines.push(`broker ${b.brokerId} exited: code ${code}, signal ${signal}`));
     }
   };
   watch();

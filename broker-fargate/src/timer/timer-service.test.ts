@@ -38,7 +38,7 @@ async function schedule(store: MessageStore, timers: TimerService, bodies: strin
   const now = Date.now();
   const records = bodies.map((b) => timers.recordFor({ topic: 't', queueId: 0, deliverAt, body: Buffer.from(b), bornTimestamp: now, bornHost: 'p:1' }, now));
   const results = await store.append(records);
-  timers.appended(records, results);
+  timers.appended(records);
   return results.map((r) => r.messageId);
 }
 

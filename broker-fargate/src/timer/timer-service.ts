@@ -214,19 +214,20 @@ export class TimerService {
   }
 
   /**
-   * Tells the service that records were appended (a send): near timers go into the wheel now,
-   * so a cancel right after the send finds them; far ones wake the parker.
+   * Tells the service that records were appended (a send): the reader of the near queue takes
+   * near timers into the wheel, the parker takes far ones. Only that reader adds timer records
+   * to the wheel, in log order, so a timer is always in the wheel before its fired or cancel
+   * marker can exist, and a fired timer is never read again.
    */
-  appended(records: readonly RecordInput[], results: readonly AppendResult[]): void {
+  appended(records: readonly RecordInput[]): void {
+    let near = false;
     let far = false;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i] as RecordInput;
+    for (const r of records) {
       if (r.topic !== timerTopic) continue;
-      const result = results[i] as AppendResult;
-      if (r.queueId === timerQueue.near && r.deliverAt !== undefined) this.#add(result.physicalOffset, r.deliverAt, undefined);
+      if (r.queueId === timerQueue.near) near = true;
       else far = true;
     }
-    this.#scanNear().catch(() => undefined);
+    if (near) this.#scanNear().catch(() => undefined);
     if (far) this.#parkLoop();
   }
 
@@ -618,7 +619,7 @@ export class TimerService {
   async move(timers: readonly MovedTimer[]): Promise<Array<{ messageId: string; status: MoveStatus }>> {
     return this.#exclusive(async () => {
       const results: Array<{ messageId: string; status: MoveStatus }> = [];
-      const accepted: Array<{ record: RecordInput; messageId: string; deliverAt: number }> = [];
+      const accepted: Array<{ record: RecordInput; messageId: string }> = [];
       const seen = new Set<string>();
       for (const t of timers) {
         const known = seen.has(t.messageId) ? 'DUPLICATE' : await this.#knownStatus(t.messageId);
@@ -643,7 +644,7 @@ export class TimerService {
           },
           timerQueue.near,
         );
-        accepted.push({ record, messageId: t.messageId, deliverAt: t.deliverAt });
+        accepted.push({ record, messageId: t.messageId });
         results.push({ messageId: t.messageId, status: 'ACCEPTED' });
       }
       let at = 0;
@@ -654,13 +655,11 @@ export class TimerService {
           bytes += (accepted[end] as (typeof accepted)[number]).record.body.byteLength + 1024;
           end++;
         }
-        const chunk = accepted.slice(at, end);
-        const appended = await this.#store.append(chunk.map((a) => a.record));
-        chunk.forEach((a, i) => this.#add((appended[i] as AppendResult).physicalOffset, a.deliverAt, a.messageId));
+        await this.#store.append(accepted.slice(at, end).map((a) => a.record));
         at = end;
       }
       this.#metrics?.moved.inc(accepted.length);
-      void this.#scanNear().catch(() => undefined);
+      await this.#scanNear(); // the moved timers are in the wheel when the sweep hears back
       return results;
     });
   }
@@ -674,6 +673,7 @@ export class TimerService {
   async cancel(messageId: string): Promise<boolean> {
     const { brokerId, physicalOffset } = decodeMessageId(messageId);
     return this.#exclusive(async () => {
+      await this.#scanNear(); // a timer sent a moment ago is in the wheel
       for (let attempt = 0; attempt < 2; attempt++) {
         // 1. In the wheel.
         const offset = this.#offsetOf.get(messageId) ?? (brokerId === this.#store.brokerId ? physicalOffset : undefined);
