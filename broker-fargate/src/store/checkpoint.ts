@@ -58,3 +58,23 @@ export function writeCheckpoint(dir: string, checkpoint: Checkpoint): void {
     fs.closeSync(dirFd);
   }
 }
+
+/** As `writeCheckpoint`, with the syncs off the event loop (the periodic checkpoint uses it). */
+export async function writeCheckpointAsync(dir: string, checkpoint: Checkpoint): Promise<void> {
+  const json = JSON.stringify(checkpoint);
+  const tmp = path.join(dir, `${fileName}.tmp`);
+  const handle = await fs.promises.open(tmp, 'w', 0o644);
+  try {
+    await handle.writeFile(`${json}\n${crc32c(json).toString(16)}\n`);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(tmp, path.join(dir, fileName));
+  const dirHandle = await fs.promises.open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}

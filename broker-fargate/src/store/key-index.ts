@@ -271,8 +271,37 @@ export class KeyIndex {
     if (this.#active !== undefined) this.#flushActive(this.#active);
   }
 
+  /**
+   * The checkpoint's flush: the writes happen at once (so the file gets one consistent picture of
+   * the index) and the sync runs off the event loop, so appends and reads are not held up by it.
+   */
+  async flushAsync(): Promise<void> {
+    const active = this.#active;
+    if (active === undefined) return;
+    const written = this.#writeActive(active);
+    if (written === undefined) return;
+    try {
+      await new Promise<void>((resolve, reject) => fs.fdatasync(written.fd, (e) => (e ? reject(e) : resolve())));
+      active.flushedCount = Math.max(active.flushedCount, written.count);
+    } finally {
+      fs.closeSync(written.fd);
+    }
+  }
+
   #flushActive(active: ActiveIndex): void {
-    if (!active.dirty) return;
+    const written = this.#writeActive(active);
+    if (written === undefined) return;
+    try {
+      fs.fdatasyncSync(written.fd);
+      active.flushedCount = Math.max(active.flushedCount, written.count);
+    } finally {
+      fs.closeSync(written.fd);
+    }
+  }
+
+  /** Writes what changed since the last flush; returns the open file and the count written. */
+  #writeActive(active: ActiveIndex): { fd: number; count: number } | undefined {
+    if (!active.dirty) return undefined;
     const file = this.#path(active.name);
     const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
     try {
@@ -285,11 +314,11 @@ export class KeyIndex {
       writeFully(fd, buf, from, to - from, from);
       writeFully(fd, buf, headerBytes, header.slotCount * 4, headerBytes);
       writeFully(fd, buf, 0, headerBytes, 0);
-      fs.fdatasyncSync(fd);
-      active.flushedCount = header.count;
       active.dirty = false;
-    } finally {
+      return { fd, count: header.count };
+    } catch (error) {
       fs.closeSync(fd);
+      throw error;
     }
   }
 

@@ -6,7 +6,7 @@ import { limits } from '../../../core/limits.ts';
 import { decodeMessageId, encodeMessageId } from '../../../core/message-id.ts';
 import type { StoredMessage } from '../../../core/message.ts';
 import { tagHash } from '../../../core/tag-hash.ts';
-import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { readCheckpoint, writeCheckpointAsync } from './checkpoint.ts';
 import { CommitLog, queueKey, type FlushMode, type RecoveryReport, type WrittenRecord } from './commit-log.ts';
 import { ConsumeQueue, consumeQueueEntryBytes, decodeEntry } from './consume-queue.ts';
 import { publish } from './diagnostics.ts';
@@ -635,8 +635,8 @@ export class MessageStore {
         const fds: number[] = [];
         for (const queue of this.#queues.values()) fds.push(...queue.takeDirty());
         await Promise.all(fds.map((fd) => fdatasyncAsync(fd)));
-        this.#index.flush();
-        writeCheckpoint(this.#dirs.root, {
+        await this.#index.flushAsync();
+        await writeCheckpointAsync(this.#dirs.root, {
           version: 1,
           dispatchedOffset: dispatched,
           flushedOffset: this.#log.flushedOffset,
