@@ -1563,7 +1563,7 @@ export class Broker {
     await closed;
     await dispatcherStopped;
     await this.#timers.stop();
-    this.groups.close();
+    await this.groups.close();
     this.#transactionIndex.close();
     await this.transactions.close();
     await this.store.close();

@@ -16,7 +16,7 @@ const stores: MessageStore[] = [];
 const opened: ConsumerGroups[] = [];
 
 afterEach(async () => {
-  for (const groups of opened.splice(0)) groups.close();
+  for (const groups of opened.splice(0)) await groups.close();
   for (const store of stores.splice(0)) await store.close();
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -433,7 +433,7 @@ describe('ConsumerGroups: snapshot and restart', () => {
     const got = await f.receive({ max: 4, invisibleMs: 60_000 });
     f.groups.ack(got[0]!.receiptHandle, group, topic);
     f.groups.ack(got[1]!.receiptHandle, group, topic);
-    f.groups.close(); // writes the snapshot
+    await f.groups.close(); // writes the snapshot
 
     const after = f.reopen();
     expect(fs.readFileSync(path.join(f.dataDir, 'receipt-secret')).equals(secretBefore)).toBe(true);

@@ -121,6 +121,7 @@ export class ConsumerGroups {
   readonly #members = new Map<string, Map<string, number>>();
   readonly #assignments = new Map<string, Map<number, string>>();
   #dirty = false;
+  #snapshotting = false;
   #timer: NodeJS.Timeout;
 
   constructor(options: ConsumerGroupsOptions) {
@@ -133,7 +134,7 @@ export class ConsumerGroups {
     this.#secret = loadSecret(path.join(options.dataDir, 'receipt-secret'));
     this.#file = path.join(options.dataDir, 'consumer-offsets.json');
     this.#load();
-    this.#timer = setInterval(() => this.snapshot(), options.snapshotIntervalMs ?? 1000);
+    this.#timer = setInterval(() => void this.#snapshotAsync(), options.snapshotIntervalMs ?? 1000);
     this.#timer.unref();
   }
 
@@ -154,9 +155,49 @@ export class ConsumerGroups {
     }
   }
 
-  /** Writes the state to disk (atomically) if it changed. */
+  /** Writes the state to disk (atomically) if it changed. Blocks: for close and tests. */
   snapshot(): void {
-    if (!this.#dirty) return;
+    const text = this.#takeSnapshot();
+    if (text === undefined) return;
+    const tmp = `${this.#file}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, text);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.#file);
+  }
+
+  /**
+   * The periodic snapshot: the state is captured at once, the write and sync run off the event
+   * loop (a blocking fdatasync every second showed up in receive and send latency p99).
+   */
+  async #snapshotAsync(): Promise<void> {
+    if (this.#snapshotting) return;
+    const text = this.#takeSnapshot();
+    if (text === undefined) return;
+    this.#snapshotting = true;
+    const tmp = `${this.#file}.tmp`;
+    try {
+      const handle = await fs.promises.open(tmp, 'w');
+      try {
+        await handle.writeFile(text);
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(tmp, this.#file);
+    } catch {
+      this.#dirty = true; // try again at the next tick
+    } finally {
+      this.#snapshotting = false;
+    }
+  }
+
+  #takeSnapshot(): string | undefined {
+    if (!this.#dirty) return undefined;
     this.#dirty = false;
     const snapshot: Snapshot = { version: 1, queues: [] };
     for (const [key, st] of this.#states) {
@@ -167,15 +208,7 @@ export class ConsumerGroups {
         pending: [...st.pending],
       });
     }
-    const tmp = `${this.#file}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, JSON.stringify(snapshot));
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.#file);
+    return JSON.stringify(snapshot);
   }
 
   #state(stateKey: string, topic: string, queueId: number): QueueState {
@@ -514,8 +547,10 @@ export class ConsumerGroups {
     this.#dirty = true;
   }
 
-  close(): void {
+  /** Stops the timer and writes the final snapshot after any periodic one still being written. */
+  async close(): Promise<void> {
     clearInterval(this.#timer);
+    while (this.#snapshotting) await new Promise((r) => setTimeout(r, 5));
     this.snapshot();
   }
 }
