@@ -18,6 +18,7 @@
  *   --backlog 1000000       --window 1000         --skyrocket-receivers 2
  *   --skyrocket-serial single|coalesce            --skip-install     --print-only
  *   --out bench/results     --max-minutes 150     --tmp-dir <dir>
+ *   --render bench/results/peers-<date>.json   (no measuring: writes that run's .md and .svg again)
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -51,6 +52,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'max-minutes': { type: 'string' },
     'tmp-dir': { type: 'string' },
+    render: { type: 'string' },
   },
   strict: true,
 });
@@ -166,7 +168,7 @@ function notes(): string[] {
 let current: RunningServer | undefined;
 let interrupted = false;
 
-async function main(): Promise<void> {
+async function measure(): Promise<void> {
   const started = performance.now();
   const deadline = started + maxMinutes * 60_000;
   if (!args['skip-install'] && systems.some((s) => s !== 'skyrocket')) installPeers(log);
@@ -207,7 +209,7 @@ async function main(): Promise<void> {
   const targets = systems.length > 1 ? checkTargets(summary) : [];
   const date = new Date().toISOString().slice(0, 10);
   const command = `npm run ${quick ? 'bench' : 'bench:peers'}${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
-  const result = {
+  const result: RunResult = {
     date,
     command,
     minutes: Math.round((performance.now() - started) / 600) / 100,
@@ -215,28 +217,60 @@ async function main(): Promise<void> {
     versions: versionInfo,
     plan,
     notes: notes(),
-    /** The medians alone, per system: the figures to compare before and after a change. */
-    figures: Object.fromEntries(
-      Object.entries(summary).map(([system, row]) => [system, Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v?.median ?? null]))]),
-    ),
+    figures: figuresOf(summary),
     summary,
     targets,
     runs,
   };
-  if (writeFiles) {
-    fs.mkdirSync(outDir, { recursive: true });
-    const base = path.join(outDir, `peers-${date}`);
-    const chartFile = `peers-${date}.svg`;
-    fs.writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-    fs.writeFileSync(path.join(outDir, chartFile), renderChart(summary, systems, `Skyrocket and peers, ${date}, medians of ${repetitions} (1 KiB messages)`));
-    fs.writeFileSync(
-      `${base}.md`,
-      renderMarkdown({ date, command, machine: result.machine, versions: versionInfo, repetitions, systems, summary, targets, runs, notes: result.notes, chartFile }),
-    );
-    log(`wrote ${base}.json, ${base}.md and ${path.join(outDir, chartFile)}`);
-  }
+  if (writeFiles) writeReport(result, outDir);
   const printed = writeFiles ? { date, command, figures: result.figures, targets } : result;
   process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
+}
+
+type RunResult = {
+  date: string;
+  command: string;
+  minutes: number;
+  machine: Record<string, unknown>;
+  versions: Record<string, string>;
+  plan: Plan;
+  notes: string[];
+  figures: Record<string, Record<string, number | null>>;
+  summary: ReturnType<typeof summarize>;
+  targets: ReturnType<typeof checkTargets>;
+  runs: SystemRun[];
+};
+
+/** The medians alone, per system: the figures to compare before and after a change. */
+function figuresOf(summary: ReturnType<typeof summarize>): RunResult['figures'] {
+  return Object.fromEntries(
+    Object.entries(summary).map(([system, row]) => [system, Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v?.median ?? null]))]),
+  );
+}
+
+/** Writes `peers-<date>.json`, `.md` and `.svg` into `dir`. */
+function writeReport(result: RunResult, dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const { date, summary } = result;
+  const ordered = allSystems.filter((s) => s in summary);
+  const repetitionCount = Math.max(...ordered.map((s) => result.runs.filter((r) => r.system === s).length));
+  const base = path.join(dir, `peers-${date}`);
+  const chartFile = `peers-${date}.svg`;
+  fs.writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, chartFile), renderChart(summary, ordered, `Skyrocket and peers, ${date}, medians of ${repetitionCount} (1 KiB messages)`));
+  fs.writeFileSync(
+    `${base}.md`,
+    renderMarkdown({ ...result, repetitions: repetitionCount, systems: ordered, chartFile }),
+  );
+  log(`wrote ${base}.json, ${base}.md and ${path.join(dir, chartFile)}`);
+}
+
+/** `--render <json>`: recomputes the summary of a saved run and writes its files again, without measuring. */
+function render(file: string): void {
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as RunResult;
+  const ordered = allSystems.filter((s) => saved.runs.some((r) => r.system === s));
+  const summary = summarize(saved.runs, ordered);
+  writeReport({ ...saved, summary, figures: figuresOf(summary), targets: ordered.length > 1 ? checkTargets(summary) : [] }, path.dirname(path.resolve(file)));
 }
 
 // Whatever happens, no server is left behind.
@@ -254,6 +288,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const main = args.render === undefined ? measure : async () => render(args.render as string);
 main().catch((error: unknown) => {
   log(`bench:peers: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   const server = current;

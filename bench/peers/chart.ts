@@ -40,9 +40,9 @@ export function renderChart(summary: Summary, systems: readonly SystemName[], ti
     const y0 = top + Math.floor(index / columns) * panelHeight;
     const m = metrics[name];
     out.push(`<text x="${x0 + panelWidth / 2}" y="${y0 + 16}" text-anchor="middle" font-size="12" font-weight="bold">${escape(title)}</text>`);
-    out.push(`<text x="${x0 + panelWidth / 2}" y="${y0 + 30}" text-anchor="middle" font-size="10" fill="#666">${m.better} is better; bar = median, line = min–max</text>`);
+    out.push(`<text x="${x0 + panelWidth / 2}" y="${y0 + 30}" text-anchor="middle" font-size="10" fill="#666">${m.better} is better · bar = median · line = min–max</text>`);
     const plotTop = y0 + 48;
-    const plotBottom = y0 + panelHeight - 28;
+    const plotBottom = y0 + panelHeight - 40;
     const plotLeft = x0 + 20;
     const plotRight = x0 + panelWidth - 20;
     const values = systems.map((s) => summary[s]?.[name] ?? null);
@@ -55,9 +55,10 @@ export function renderChart(summary: Summary, systems: readonly SystemName[], ti
       const cx = plotLeft + slot * (i + 0.5);
       out.push(`<text x="${cx}" y="${plotBottom + 14}" text-anchor="middle" font-size="11">${shortName[system]}</text>`);
       if (v === null || v === undefined) {
-        out.push(`<text x="${cx}" y="${plotBottom - 6}" text-anchor="middle" font-size="10" fill="#999">n/a</text>`);
+        out.push(`<text x="${cx}" y="${plotBottom + 28}" text-anchor="middle" font-size="11" fill="#999">n/a</text>`);
         return;
       }
+      out.push(`<text x="${cx}" y="${plotBottom + 28}" text-anchor="middle" font-size="11" font-weight="bold">${formatNumber(v.median)}</text>`);
       const y = (value: number): number => plotBottom - (value / scaleMax) * (plotBottom - plotTop);
       const barTop = y(v.median);
       out.push(
@@ -68,7 +69,6 @@ export function renderChart(summary: Summary, systems: readonly SystemName[], ti
         out.push(`<line x1="${cx - 5}" y1="${y(v.max)}" x2="${cx + 5}" y2="${y(v.max)}" stroke="#111" stroke-width="1.5"/>`);
         out.push(`<line x1="${cx - 5}" y1="${y(v.min)}" x2="${cx + 5}" y2="${y(v.min)}" stroke="#111" stroke-width="1.5"/>`);
       }
-      out.push(`<text x="${cx}" y="${Math.min(y(v.max), barTop) - 4}" text-anchor="middle" font-size="10">${formatNumber(v.median)}</text>`);
     });
   });
   out.push('</svg>');

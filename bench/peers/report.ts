@@ -185,11 +185,19 @@ export function renderMarkdown(r: ReportInput): string {
   const machineRows = Object.entries(r.machine).map(([k, v]) => `| ${k} | ${typeof v === 'string' ? v : JSON.stringify(v)} |`);
   const versionRows = Object.entries(r.versions).map(([k, v]) => `| ${k} | ${v} |`);
   const errors = r.runs.flatMap((run) => run.errors.map((e) => `- ${shortName[run.system]} repetition ${run.repetition + 1}: ${e}`));
+  const loads = r.runs.flatMap((run) => [run.loadAverage.before[0], run.loadAverage.after[0]]).filter((x): x is number => x !== undefined);
+  const loadLine =
+    loads.length === 0
+      ? []
+      : [
+          `The 1-minute load average on this ${String(r.machine['cores'] ?? '?')}-core machine was ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} around the repetitions (${loads.some((x) => x > 2) ? 'other jobs were running: compare the min–max ranges before reading much into one median' : 'a quiet machine'}).`,
+        ];
   return [
     `# Skyrocket side by side with Redis, RabbitMQ and NATS — ${r.date}`,
     '',
     `\`${r.command}\`: ${r.repetitions} repetition${r.repetitions === 1 ? '' : 's'} per system, each on a freshly started server with an empty data directory.`,
     `Cells show the **median** and, in brackets, the min–max over the repetitions. Raw figures: [peers-${r.date}.json](peers-${r.date}.json).`,
+    ...loadLine,
     '',
     markdownTable(r.summary, r.systems),
     '',
