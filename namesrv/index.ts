@@ -74,3 +74,14 @@ export {
   type LambdaSubscriptionFilter,
   type LambdaSubscriptionSpec,
 } from './lambda-subscription.ts';
+export {
+  TimerIndex,
+  bucketMsForHorizon,
+  bucketStart,
+  timerIndexLimits,
+  timerPartition,
+  type ParkedTimer,
+  type TimerIndexOptions,
+  type TimerLayout,
+  type Watermark,
+} from './timers.ts';

@@ -764,7 +764,22 @@ export class Broker {
       deliveries = await this.#receiveAnywhere(ctx, request, raw, deadline, abort.signal);
     }
     if (abort.signal.aborted && deliveries.length > 0) {
-      this.#log.warn({ group: groupName, topic, count: deliveries.length }, 'receiver went away; messages reappear after their invisibility');
+      // The receiver went away (a forwarded long poll ended by another broker's answer, or a
+      // client that hung up): nobody will see these handles, so the messages become visible again
+      // now, their attempt not counted, instead of after their invisibility.
+      let released = 0;
+      for (const d of deliveries) {
+        const handle = (d as { receiptHandle?: unknown }).receiptHandle;
+        try {
+          if (parseReceiptHandle(handle).brokerGroup === this.config.brokerGroup) {
+            this.groups.release(handle, groupName, topic);
+            released++;
+          }
+        } catch {
+          // already expired or acked: nothing to release
+        }
+      }
+      this.#log.warn({ group: groupName, topic, count: deliveries.length, released }, 'receiver went away; messages released');
     }
     sendJson(res, 200, { messages: deliveries.map((d) => ('receiptHandle' in d && 'message' in d ? deliveryJson(d as Delivery) : d)) });
   }

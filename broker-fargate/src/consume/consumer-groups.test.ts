@@ -553,3 +553,16 @@ describe('ConsumerGroups: retries, dead letters and orderly groups', () => {
     expect(after.map((d) => d.message.body.toString()).sort()).toEqual(['a1', 'b2', 'c5']);
   });
 });
+
+describe('ConsumerGroups: release', () => {
+  it('makes an undelivered message visible at once without counting the attempt', async () => {
+    const f = await setup();
+    await f.produce(0, 1);
+    const [d] = await f.receive();
+    f.groups.release(d!.receiptHandle, group, topic);
+    invalidHandle(() => f.groups.ack(d!.receiptHandle, group, topic));
+    const [again] = await f.receive();
+    expect(again!.message.queueOffset).toBe(d!.message.queueOffset);
+    expect(again!.message.deliveryAttempt).toBe(1);
+  });
+});

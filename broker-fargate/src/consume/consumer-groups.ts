@@ -463,6 +463,18 @@ export class ConsumerGroups {
     return flight.visibleAt;
   }
 
+  /**
+   * Undoes a delivery nobody received: the message is visible again at once and the attempt is
+   * not counted. The handle is used up.
+   */
+  release(receiptHandle: unknown, group: string, topic: string): void {
+    const { flight } = this.#flightFor(receiptHandle, group, topic);
+    flight.visibleAt = this.#now();
+    flight.attempt = Math.max(0, flight.attempt - 1);
+    flight.nonce = randomBytes(9).toString('base64url');
+    this.#dirty = true;
+  }
+
   /** Hides the message for `invisibleMs` from now; returns the handle that replaces the old one. */
   changeInvisibility(receiptHandle: unknown, group: string, topic: string, invisibleMs: number): string {
     const { handle, flight } = this.#flightFor(receiptHandle, group, topic);

@@ -15,23 +15,10 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-async function open(dir: string): Promise<{ store: MessageStore; timers: TimerService; delivered: string[] }> {
+async function open(dir: string): Promise<{ store: MessageStore; timers: TimerService }> {
   const store = await MessageStore.open({ dataDir: path.join(dir, 'store'), brokerId: 1, storeHost: 'h:1', segmentSizeBytes: 16 * 1024 * 1024, retentionCheckIntervalMs: 0 });
-  const delivered: string[] = [];
-  const timers = await TimerService.start({
-    store,
-    dataDir: path.join(dir, 'timer'),
-    brokerGroup: 'bg-1',
-    snapshotIntervalMs: 50,
-    onDelivered: () => undefined,
-
-  });
-  const read = async (): Promise<void> => {
-    delivered.length = 0;
-    const r = await store.read('t', 0, 0, { maxMessages: 1000 });
-    for (const m of r.messages) delivered.push(`${m.messageId}:${Buffer.from(m.body).toString()}`);
-  };
-  return { store, timers, delivered: new Proxy(delivered, { get: (t, p) => (p === 'refresh' ? read : Reflect.get(t, p)) }) };
+  const timers = await TimerService.start({ store, dataDir: path.join(dir, 'timer'), brokerGroup: 'bg-1', snapshotIntervalMs: 50 });
+  return { store, timers };
 }
 
 async function schedule(store: MessageStore, timers: TimerService, bodies: string[], deliverAt: number): Promise<string[]> {

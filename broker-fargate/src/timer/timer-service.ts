@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { SkyrocketError } from '../../../core/errors.ts';
@@ -572,7 +573,10 @@ export class TimerService {
     if (waiting) return false;
     if (toPark.length === 0 || index === undefined || layout === undefined) return true;
     try {
-      await index.park(toPark, layout, AbortSignal.any([AbortSignal.timeout(layout.bucketMs), this.#stop.signal]));
+      const signal = AbortSignal.any([AbortSignal.timeout(layout.bucketMs), this.#stop.signal]);
+      // Each of the park's concurrent DynamoDB and S3 calls listens on it while it runs.
+      setMaxListeners(4 * timerIndexLimits.concurrencyMax, signal);
+      await index.park(toPark, layout, signal);
     } catch (error) {
       if (!this.#stopped) this.#log.warn({ err: error, timers: toPark.length }, 'could not park far timers; retrying');
       return false;
