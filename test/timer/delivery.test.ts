@@ -3,9 +3,8 @@ import { api, TestCluster } from '../broker/cluster.ts';
 import { brokerTrouble, Puller, createGroup, createTopic, percentile } from './support.ts';
 
 /**
- * Delayed messages through two real brokers: a spread of delays from 1 s to 20 s (the issue asks
- * for 1 s to 90 s; 20 s keeps the suite's time reasonable, and the wheel does not care how far
- * out a timer is), sent through both brokers so that half are forwarded. Every message arrives
+ * Delayed messages through two real brokers: a spread of delays from 1 s to 90 s, sent through
+ * both brokers so that half are forwarded. Every message arrives
  * once, under the id its producer got, never before its time, and p99 within 1 s after it.
  */
 let cluster: TestCluster;
@@ -34,7 +33,7 @@ describe('delayed delivery', () => {
     for (let b = 0; b < count / 8; b++) {
       const messages = Array.from({ length: 8 }, (_, k) => {
         const i = b * 8 + k;
-        const delay = 1000 + Math.floor(((i * 7919) % count) * (19_000 / count));
+        const delay = 1000 + Math.floor(((i * 7919) % count) * (89_000 / count));
         const body = `m-${i}`;
         if (i % 3 === 0) return { body, delayMs: delay };
         return { body, deliverAt: start + delay };
@@ -56,7 +55,7 @@ describe('delayed delivery', () => {
     expect(past.json.results[0].queueOffset).toBeGreaterThanOrEqual(0); // stored at once, not as a timer
     sent.set(past.json.results[0].messageId, { body: 'past', deliverAt: pastAt });
 
-    await consumer.waitFor(sent.size, 30_000);
+    await consumer.waitFor(sent.size, 100_000);
     await new Promise((r) => setTimeout(r, 1000)); // anything delivered twice would show up now
     await consumer.stop();
 
@@ -79,7 +78,7 @@ describe('delayed delivery', () => {
     const p99 = percentile(lateness, 0.99);
     console.log(JSON.stringify({ timers: lateness.length, latenessMs: { p50: percentile(lateness, 0.5), p99, max: Math.max(...lateness) } }));
     expect(p99).toBeLessThanOrEqual(1000);
-  }, 60_000);
+  }, 150_000);
 
   it('shows a scheduled message by id before delivery, and the delivered one after', async () => {
     const r = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/topics/later/messages', {
