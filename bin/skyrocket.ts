@@ -18,7 +18,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { devCommand } from './cli/dev-command.ts';
-import { groupCommand, lagCommand } from './cli/groups.ts';
+import { dlqCommand, groupCommand, lagCommand } from './cli/groups.ts';
 import { exitCodes } from './cli/output.ts';
 import { queryCommand } from './cli/query.ts';
 import { receiveCommand } from './cli/receive.ts';
@@ -36,6 +36,7 @@ program.addCommand(sendCommand());
 program.addCommand(receiveCommand());
 program.addCommand(queryCommand());
 program.addCommand(lagCommand());
+program.addCommand(dlqCommand());
 
 /**
  * Commander's own errors (unknown option, bad value) get the code every other error has, in JSON

@@ -174,6 +174,23 @@ export interface RequestOptions {
  * `SkyrocketError`: the broker's own code, or SERVICE_UNAVAILABLE when no answer came and
  * REQUEST_TIMEOUT when it came too late (both retriable).
  */
+export interface NackResult {
+  nacked: Array<{ receiptHandle: string; visibleAt: number }>;
+  failed: Array<{ receiptHandle: unknown; code: string; message: string }>;
+}
+
+export interface DeadLetter {
+  message: Message;
+  /** The topic the message was consumed from. */
+  originTopic: string;
+  brokerGroup: string;
+}
+
+export interface RedriveResult {
+  redriven: number;
+  failed: Array<{ messageId: string; code: string; message: string }>;
+}
+
 export class SkyrocketClient {
   readonly endpoint: string;
   readonly #apiKey: string;
@@ -256,6 +273,31 @@ export class SkyrocketClient {
 
   async changeInvisibility(group: string, input: ChangeInvisibilityInput): Promise<ChangeInvisibilityResult> {
     return this.#request('POST', `/v1/groups/${enc(group)}/change-invisibility`, input);
+  }
+
+  /**
+   * Reports received messages as failed: each comes back after RocketMQ's retry backoff for its
+   * attempt (10 s, 30 s, 1 m, … 2 h) or after `delayMs`, and goes to the group's dead-letter topic
+   * once its attempts are used up.
+   */
+  async nack(group: string, topic: string, receiptHandles: readonly string[], delayMs?: number): Promise<NackResult> {
+    const body: Record<string, unknown> = { topic, receiptHandles };
+    if (delayMs !== undefined) body['delayMs'] = delayMs;
+    return this.#request('POST', `/v1/groups/${enc(group)}/nack`, body);
+  }
+
+  /** The group's dead letters (messages that used up their delivery attempts), oldest first. */
+  async listDeadLetters(group: string, max = 32): Promise<DeadLetter[]> {
+    const reply = await this.#request<{ messages: Array<MessageJson & { originTopic: string; brokerGroup: string }> }>(
+      'GET',
+      `/v1/groups/${enc(group)}/dlq?${new URLSearchParams({ max: String(max) })}`,
+    );
+    return reply.messages.map((m) => ({ message: new Message(m), originTopic: m.originTopic, brokerGroup: m.brokerGroup }));
+  }
+
+  /** Sends dead letters back to their topics: all of them, or those with these ids. */
+  async redriveDeadLetters(group: string, messageIds?: readonly string[]): Promise<RedriveResult> {
+    return this.#request('POST', `/v1/groups/${enc(group)}/dlq/redrive`, messageIds === undefined ? {} : { messageIds });
   }
 
   // Consume by offset.

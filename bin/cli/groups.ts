@@ -127,3 +127,45 @@ function perTopic(lag: readonly QueueLag[]): Array<{ topic: string; lag: number;
   }
   return [...out.values()];
 }
+
+/** `skyrocket dlq <group>`: list a group's dead letters; `--redrive` sends them back (all or `--id`s). */
+export function dlqCommand(): Command {
+  return withConnection(
+    new Command('dlq')
+      .argument('<group>')
+      .description("list a consumer group's dead letters, or send them back to their topics")
+      .option('--max <n>', 'how many to list', '32')
+      .option('--redrive', 'send them back to the topics they came from (all, or those given with --id)', false)
+      .option('--id <messageId...>', 'only these dead letters (with --redrive)'),
+  ).action((name: string, o: ConnectionOptions & { max: string; redrive: boolean; id?: string[] }) =>
+    runCommand(o.json, async () => {
+      const client = connect(o);
+      if (o.redrive) {
+        const result = await client.redriveDeadLetters(name, o.id);
+        if (o.json) {
+          printJson({ group: name, ...result });
+          return;
+        }
+        printLine(`redrove ${result.redriven} dead letter${result.redriven === 1 ? '' : 's'} of ${name}`);
+        for (const f of result.failed) printLine(`  failed ${f.messageId}: ${f.code}: ${f.message}`);
+        return;
+      }
+      const letters = await client.listDeadLetters(name, Number(o.max));
+      if (o.json) {
+        printJson({
+          group: name,
+          messages: letters.map((d) => ({ messageId: d.message.messageId, originTopic: d.originTopic, body: d.message.bodyText(), deliveryAttempt: d.message.deliveryAttempt })),
+        });
+        return;
+      }
+      if (letters.length === 0) {
+        printLine(`no dead letters in ${name}`);
+        return;
+      }
+      printTable(
+        ['MESSAGE ID', 'FROM TOPIC', 'ATTEMPTS', 'BODY'],
+        letters.map((d) => [d.message.messageId, d.originTopic, d.message.deliveryAttempt - 1, d.message.bodyText().slice(0, 60)]),
+      );
+    }),
+  );
+}
