@@ -881,55 +881,69 @@ export class Broker {
     const raw = await readBody(req, 4 * 1024 * 1024);
     const body = parseJsonObject(raw);
     const topic = validateTopicName(body['topic']);
-    const handles = body['receiptHandles'];
-    if (!Array.isArray(handles) || handles.length === 0 || handles.length > limits.receiveMessagesMaxCount) {
-      throw new SkyrocketError('INVALID_ARGUMENT', `receiptHandles must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, {
-        field: 'receiptHandles',
-      });
-    }
+    const handles = handleList(body);
     await this.#directory.group(group);
-    const acked: string[] = [];
-    const failed: Array<{ receiptHandle: unknown; code: string; message: string }> = [];
+    const { done, failed } = await this.#perHandle(ctx, group, 'ack', { topic }, handles, 'acked', (handle) => {
+      this.groups.ack(handle, group, topic);
+      return handle as string;
+    });
+    sendJson(res, 200, { acked: done, failed });
+  }
+
+  /**
+   * Applies `local` to the handles this broker group issued and forwards the others to their
+   * owners (`body` with only their handles), gathering per-handle results. Handles already done
+   * here are not undone by a failure elsewhere: that is reported per handle. Only when every handle
+   * failed is the answer an error (the first one's).
+   */
+  async #perHandle<T>(
+    ctx: RequestContext,
+    group: string,
+    action: 'ack' | 'nack',
+    body: Record<string, unknown>,
+    handles: readonly unknown[],
+    resultKey: string,
+    local: (handle: unknown) => T,
+  ): Promise<{ done: T[]; failed: HandleFailure[] }> {
+    const done: T[] = [];
+    const failed: HandleFailure[] = [];
     const remote = new Map<string, unknown[]>();
     for (const handle of handles) {
       try {
         const parsed = parseReceiptHandle(handle);
         if (parsed.brokerGroup !== this.config.brokerGroup) {
           if (ctx.internal) throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another broker group');
-          const list = remote.get(parsed.brokerGroup) ?? [];
-          list.push(handle);
-          remote.set(parsed.brokerGroup, list);
+          remote.set(parsed.brokerGroup, [...(remote.get(parsed.brokerGroup) ?? []), handle]);
           continue;
         }
-        this.groups.ack(handle, group, topic);
-        acked.push(handle as string);
+        done.push(local(handle));
       } catch (error) {
         const e = toSkyrocketError(error);
         failed.push({ receiptHandle: handle, code: e.code, message: e.message });
       }
     }
     for (const [owner, list] of remote) {
-      // Local handles are acked already: a failure elsewhere is reported per handle, not thrown.
-      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/ack`, JSON.stringify({ topic, receiptHandles: list })).catch(
+      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/${action}`, JSON.stringify({ ...body, receiptHandles: list })).catch(
         (error: unknown) => {
           const e = toSkyrocketError(error);
           return { status: e.httpStatus, json: e.toJSON() as unknown as Record<string, unknown> };
         },
       );
       if (reply.status === 200) {
-        acked.push(...((reply.json['acked'] as string[]) ?? []));
-        failed.push(...((reply.json['failed'] as typeof failed) ?? []));
+        done.push(...((reply.json[resultKey] as T[] | undefined) ?? []));
+        failed.push(...((reply.json['failed'] as HandleFailure[] | undefined) ?? []));
       } else {
         const e = errorFromReply(reply);
         for (const h of list) failed.push({ receiptHandle: h, code: e.code, message: e.message });
       }
     }
-    if (acked.length === 0 && failed.length > 0) {
+    if (done.length === 0 && failed.length > 0) {
       const first = failed[0]!;
       throw new SkyrocketError(isErrorCode(first.code) ? first.code : 'INTERNAL_ERROR', first.message, { field: 'receiptHandles' });
     }
-    sendJson(res, 200, { acked, failed });
+    return { done, failed };
   }
+
 
   async #changeInvisibility(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
     const group = validateGroupName(p['group']);
@@ -956,55 +970,19 @@ export class Broker {
     const raw = await readBody(req, 4 * 1024 * 1024);
     const body = parseJsonObject(raw);
     const topic = validateTopicName(body['topic']);
-    const handles = body['receiptHandles'];
-    if (!Array.isArray(handles) || handles.length === 0 || handles.length > limits.receiveMessagesMaxCount) {
-      throw new SkyrocketError('INVALID_ARGUMENT', `receiptHandles must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, {
-        field: 'receiptHandles',
-      });
-    }
+    const handles = handleList(body);
     const delayMs = body['delayMs'];
     if (delayMs !== undefined && (!Number.isSafeInteger(delayMs) || (delayMs as number) < 0 || (delayMs as number) > limits.invisibleMaxMs)) {
       throw new SkyrocketError('ILLEGAL_INVISIBLE_TIME', `delayMs must be an integer from 0 to ${limits.invisibleMaxMs}`, { field: 'delayMs' });
     }
     await this.#directory.group(group);
-    const nacked: Array<{ receiptHandle: string; visibleAt: number }> = [];
-    const failed: Array<{ receiptHandle: unknown; code: string; message: string }> = [];
-    const remote = new Map<string, unknown[]>();
-    for (const handle of handles) {
-      try {
-        const parsed = parseReceiptHandle(handle);
-        if (parsed.brokerGroup !== this.config.brokerGroup) {
-          if (ctx.internal) throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another broker group');
-          remote.set(parsed.brokerGroup, [...(remote.get(parsed.brokerGroup) ?? []), handle]);
-          continue;
-        }
-        nacked.push({ receiptHandle: handle as string, visibleAt: this.groups.nack(handle, group, topic, delayMs as number | undefined) });
-      } catch (error) {
-        const e = toSkyrocketError(error);
-        failed.push({ receiptHandle: handle, code: e.code, message: e.message });
-      }
-    }
-    for (const [owner, list] of remote) {
-      const reply = await this.#forward(owner, ctx, 'POST', `/v1/groups/${encodeURIComponent(group)}/nack`, JSON.stringify({ ...body, receiptHandles: list })).catch(
-        (error: unknown) => {
-          const e = toSkyrocketError(error);
-          return { status: e.httpStatus, json: e.toJSON() as unknown as Record<string, unknown> };
-        },
-      );
-      if (reply.status === 200) {
-        nacked.push(...((reply.json['nacked'] as typeof nacked) ?? []));
-        failed.push(...((reply.json['failed'] as typeof failed) ?? []));
-      } else {
-        const e = errorFromReply(reply);
-        for (const h of list) failed.push({ receiptHandle: h, code: e.code, message: e.message });
-      }
-    }
-    if (nacked.length === 0 && failed.length > 0) {
-      const first = failed[0]!;
-      throw new SkyrocketError(isErrorCode(first.code) ? first.code : 'INTERNAL_ERROR', first.message, { field: 'receiptHandles' });
-    }
-    sendJson(res, 200, { nacked, failed });
+    const { done, failed } = await this.#perHandle(ctx, group, 'nack', body, handles, 'nacked', (handle) => ({
+      receiptHandle: handle as string,
+      visibleAt: this.groups.nack(handle, group, topic, delayMs as number | undefined),
+    }));
+    sendJson(res, 200, { nacked: done, failed });
   }
+
 
   /** Every broker group, this one first, for requests that gather from all of them. */
   async #allGroups(): Promise<string[]> {
@@ -1596,6 +1574,23 @@ function routeLabel(pathname: string): string {
       return part;
     })
     .join('/');
+}
+
+interface HandleFailure {
+  receiptHandle: unknown;
+  code: string;
+  message: string;
+}
+
+/** The `receiptHandles` of an ack or nack: a list of 1 to the receive maximum. */
+function handleList(body: Record<string, unknown>): unknown[] {
+  const handles = body['receiptHandles'];
+  if (!Array.isArray(handles) || handles.length === 0 || handles.length > limits.receiveMessagesMaxCount) {
+    throw new SkyrocketError('INVALID_ARGUMENT', `receiptHandles must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, {
+      field: 'receiptHandles',
+    });
+  }
+  return handles;
 }
 
 function parseJsonObject(raw: Buffer): Record<string, unknown> {

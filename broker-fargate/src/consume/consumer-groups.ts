@@ -123,6 +123,12 @@ export class ConsumerGroups {
   #dirty = false;
   #snapshotting = false;
   #timer: NodeJS.Timeout;
+  /**
+   * Nonces only need to differ between deliveries (the handle is signed), so a random prefix per
+   * process and a counter do it without asking the system for random bytes on every delivery.
+   */
+  readonly #noncePrefix = randomBytes(6).toString('base64url');
+  #nonceCounter = 0;
 
   constructor(options: ConsumerGroupsOptions) {
     this.#store = options.store;
@@ -408,7 +414,7 @@ export class ConsumerGroups {
 
   #deliver(req: ReceiveRequest, handleGroup: string, queueId: number, message: StoredMessage, flight: InFlight, now: number): Delivery {
     flight.visibleAt = now + req.invisibleMs;
-    flight.nonce = randomBytes(9).toString('base64url');
+    flight.nonce = this.#nextNonce();
     this.#dirty = true;
     const handle: ReceiptHandle = {
       group: handleGroup,
@@ -458,7 +464,7 @@ export class ConsumerGroups {
   nack(receiptHandle: unknown, group: string, topic: string, delayMs?: number): number {
     const { flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now() + (delayMs ?? retryBackoffMs(flight.attempt));
-    flight.nonce = randomBytes(9).toString('base64url');
+    flight.nonce = this.#nextNonce();
     this.#dirty = true;
     return flight.visibleAt;
   }
@@ -471,7 +477,7 @@ export class ConsumerGroups {
     const { flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now();
     flight.attempt = Math.max(0, flight.attempt - 1);
-    flight.nonce = randomBytes(9).toString('base64url');
+    flight.nonce = this.#nextNonce();
     this.#dirty = true;
   }
 
@@ -479,7 +485,7 @@ export class ConsumerGroups {
   changeInvisibility(receiptHandle: unknown, group: string, topic: string, invisibleMs: number): string {
     const { handle, flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now() + invisibleMs;
-    flight.nonce = randomBytes(9).toString('base64url');
+    flight.nonce = this.#nextNonce();
     this.#dirty = true;
     return encodeReceiptHandle({ ...handle, nonce: flight.nonce, visibleUntilMs: flight.visibleAt }, this.#secret);
   }
@@ -538,6 +544,10 @@ export class ConsumerGroups {
       for (const f of st.inflight.values()) if (next === undefined || f.visibleAt < next) next = f.visibleAt;
     }
     return next;
+  }
+
+  #nextNonce(): string {
+    return `${this.#noncePrefix}${(this.#nonceCounter++).toString(36)}`;
   }
 
   /** Clustering groups with consumption state on this broker. */
