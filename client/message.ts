@@ -50,8 +50,9 @@ export interface SendResult {
 export interface MessageJson {
   messageId: string;
   topic: string;
-  body: string;
-  bodyEncoding: 'utf8' | 'base64';
+  /** Text or base64 in JSON; the bytes themselves when the answer was a frame. */
+  body: string | Buffer;
+  bodyEncoding?: 'utf8' | 'base64';
   tag: string | null;
   keys: string[];
   properties: Record<string, string>;
@@ -91,7 +92,8 @@ export class Message {
   constructor(json: MessageJson) {
     this.messageId = json.messageId;
     this.topic = json.topic;
-    this.body = Buffer.from(json.body, json.bodyEncoding === 'base64' ? 'base64' : 'utf8');
+    // A frame carries the body as bytes; JSON carries it as text or base64.
+    this.body = Buffer.isBuffer(json.body) ? json.body : Buffer.from(json.body, json.bodyEncoding === 'base64' ? 'base64' : 'utf8');
     this.tag = json.tag ?? undefined;
     this.keys = json.keys;
     this.properties = json.properties;
@@ -130,6 +132,13 @@ export function encodeMessage(message: OutgoingMessage): Record<string, unknown>
   if (typeof body === 'string') return { ...rest, body, bodyEncoding: 'utf8' };
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return { ...rest, body: bytes.toString('base64'), bodyEncoding: 'base64' };
+}
+
+/** A message's fields for a frame's meta: everything but the body, which travels as bytes. */
+export function messageMeta(message: OutgoingMessage): Record<string, unknown> {
+  const meta: Record<string, unknown> = {};
+  for (const key in message) if (key !== 'body') meta[key] = (message as unknown as Record<string, unknown>)[key];
+  return meta;
 }
 
 /** The body's size in bytes as the broker counts it (decoded, not base64). */

@@ -1,15 +1,17 @@
 import { SkyrocketError, isErrorCode, isSkyrocketError, type ErrorCode } from '../core/errors.ts';
 import type { MessageType } from '../core/message.ts';
+import { decodeFrame, encodeFrame, frameMediaType, namesFrame } from '../core/frame.ts';
 import { clientChannels, publish, type RequestEvent } from './diagnostics.ts';
 import {
   Message,
   ReceivedMessage,
-  encodeMessage,
+  messageMeta,
   type MessageJson,
   type OutgoingMessage,
   type ReceivedMessageJson,
   type SendResult,
 } from './message.ts';
+import { ExchangeFailure, fetchTransport, nodeTransport, type Answer, type Transport } from './transport.ts';
 
 export interface ClientOptions {
   /** Base URL of any broker or of the load balancer in front of them: `https://mq.example.com`. */
@@ -23,8 +25,9 @@ export interface ClientOptions {
    */
   timeoutMs?: number;
   /**
-   * The `fetch` to send requests with: a wrapper can count, trace or fault-inject them.
-   * @default globalThis.fetch (Node's built-in undici, which keeps connections alive)
+   * A `fetch` to send requests with instead of `node:http`: a wrapper can count, trace or
+   * fault-inject them.
+   * @default none: requests go through node:http / node:https agents that keep connections alive
    */
   fetch?: typeof globalThis.fetch;
 }
@@ -195,13 +198,13 @@ export class SkyrocketClient {
   readonly endpoint: string;
   readonly #apiKey: string;
   readonly #timeoutMs: number;
-  readonly #fetch: typeof globalThis.fetch;
+  readonly #transport: Transport;
 
   constructor(options: ClientOptions) {
     this.endpoint = new URL(options.endpoint).href.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#transport = options.fetch === undefined ? nodeTransport : fetchTransport(options.fetch);
   }
 
   // Topics.
@@ -228,8 +231,11 @@ export class SkyrocketClient {
 
   /** Sends one batch: stored whole or not at all, on one broker group. */
   async send(topic: string, messages: readonly OutgoingMessage[]): Promise<SendResult[]> {
-    const body = { messages: messages.map(encodeMessage) };
-    return (await this.#request<{ results: SendResult[] }>('POST', `/v1/topics/${enc(topic)}/messages`, body)).results;
+    const frame = encodeFrame(
+      messages.map(messageMeta),
+      messages.map((m) => m.body),
+    );
+    return (await this.#request<{ results: SendResult[] }>('POST', `/v1/topics/${enc(topic)}/messages`, undefined, { frame })).results;
   }
 
   // Consumer groups.
@@ -259,6 +265,7 @@ export class SkyrocketClient {
     const reply = await this.#request<{ messages: ReceivedMessageJson[] }>('POST', `/v1/groups/${enc(group)}/receive`, body, {
       ...options,
       waitMs: input.waitMs ?? 0,
+      acceptFrame: true,
     });
     return reply.messages.map((m) => new ReceivedMessage(m));
   }
@@ -348,36 +355,50 @@ export class SkyrocketClient {
     method: string,
     path: string,
     body?: unknown,
-    options: RequestOptions & { waitMs?: number } = {},
+    options: RequestOptions & { waitMs?: number; frame?: Buffer; acceptFrame?: boolean } = {},
   ): Promise<T> {
     const started = performance.now();
     const timeoutMs = this.#timeoutMs + (options.waitMs ?? 0);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#apiKey}`, accept: 'application/json' };
-    const init: RequestInit = {
-      method,
-      headers,
-      signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.#apiKey}`,
+      accept: options.acceptFrame === true ? `${frameMediaType}, application/json` : 'application/json',
     };
-    if (body !== undefined) {
+    let payload: string | Buffer | undefined;
+    if (options.frame !== undefined) {
+      headers['content-type'] = frameMediaType;
+      payload = options.frame;
+    } else if (body !== undefined) {
       headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(body);
+      payload = JSON.stringify(body);
     }
     let status: number | undefined;
     let failure: unknown;
     try {
-      const response = await this.#fetch(`${this.endpoint}${path}`, init);
-      status = response.status;
-      const text = await response.text();
-      if (!response.ok) throw errorFromResponse(response.status, text);
+      let answer: Answer;
       try {
-        return (text === '' ? undefined : JSON.parse(text)) as T;
+        answer = await this.#transport({ method, url: `${this.endpoint}${path}`, headers, body: payload, timeoutMs, signal: options.signal });
+      } catch (error) {
+        throw this.#failure(error, options.signal, timeoutMs);
+      }
+      status = answer.status;
+      if (status < 200 || status >= 300) throw errorFromResponse(status, answer.body.toString('utf8'));
+      if (namesFrame(answer.contentType)) {
+        try {
+          const frame = decodeFrame(answer.body);
+          frame.meta.messages.forEach((m, i) => (m['body'] = frame.bodies[i]));
+          return frame.meta as T;
+        } catch (error) {
+          throw new SkyrocketError('INTERNAL_ERROR', `${method} ${path} answered ${status} with a malformed frame`, { cause: error });
+        }
+      }
+      try {
+        return (answer.body.length === 0 ? undefined : JSON.parse(answer.body.toString('utf8'))) as T;
       } catch (error) {
         throw new SkyrocketError('INTERNAL_ERROR', `${method} ${path} answered ${status} with a body that is not JSON`, { cause: error });
       }
     } catch (error) {
-      failure = this.#failure(error, options.signal, timeout, timeoutMs);
-      throw failure;
+      failure = error;
+      throw error;
     } finally {
       if (clientChannels.request.hasSubscribers) {
         const event: RequestEvent = { method, path, durationMs: performance.now() - started };
@@ -388,15 +409,14 @@ export class SkyrocketClient {
     }
   }
 
-  /** Names a failure: the broker's error, the caller's abort, a timeout, or no answer at all. */
-  #failure(error: unknown, callerSignal: AbortSignal | undefined, timeout: AbortSignal, timeoutMs: number): unknown {
+  /** Names a failure without an answer: the caller's abort, a timeout, or no answer at all. */
+  #failure(error: unknown, callerSignal: AbortSignal | undefined, timeoutMs: number): unknown {
     if (isSkyrocketError(error)) return error;
     if (callerSignal?.aborted === true) return callerSignal.reason;
-    if (timeout.aborted) {
+    if (error instanceof ExchangeFailure && error.kind === 'timeout') {
       return new SkyrocketError('REQUEST_TIMEOUT', `${this.endpoint} did not answer within ${timeoutMs} ms`, { cause: error });
     }
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+    const reason = error instanceof ExchangeFailure ? error.message : (error as Error).message;
     return new SkyrocketError('SERVICE_UNAVAILABLE', `could not reach ${this.endpoint}: ${reason}`, { cause: error });
   }
 }

@@ -9,6 +9,7 @@ export const errorCodes = {
   // 400: the request itself is wrong; retrying it unchanged cannot succeed.
   BAD_REQUEST: { http: 400, rocketmq: 40000, retriable: false },
   MALFORMED_JSON: { http: 400, rocketmq: 40000, retriable: false },
+  MALFORMED_FRAME: { http: 400, rocketmq: 40000, retriable: false },
   INVALID_ARGUMENT: { http: 400, rocketmq: 40000, retriable: false },
   ILLEGAL_TOPIC: { http: 400, rocketmq: 40002, retriable: false },
   ILLEGAL_CONSUMER_GROUP: { http: 400, rocketmq: 40003, retriable: false },

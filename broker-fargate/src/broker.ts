@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { SkyrocketError, isErrorCode } from '../../core/errors.ts';
+import { decodeFrame, encodeFrame, frameMediaType, namesFrame, type Frame } from '../../core/frame.ts';
 import { limits } from '../../core/limits.ts';
 import { decodeMessageId } from '../../core/message-id.ts';
 import type { MessageInput, StoredMessage } from '../../core/message.ts';
@@ -342,6 +343,7 @@ export class Broker {
     pathAndQuery: string,
     body?: Buffer | string,
     signal?: AbortSignal,
+    contentType = 'application/json',
   ): Promise<{ status: number; json: Record<string, unknown> }> {
     const base = await this.#directory.leaderUrl(brokerGroup);
     const init: RequestInit = {
@@ -349,7 +351,7 @@ export class Broker {
       headers: {
         [internalHeader]: this.config.internalSecret,
         [principalHeader]: ctx.principal.name,
-        'content-type': 'application/json',
+        'content-type': contentType,
       },
     };
     if (body !== undefined) init.body = body;
@@ -581,11 +583,21 @@ export class Broker {
     const topic = validateTopicName(p['topic']);
     const ctx = await this.#auth(req, 'publish', topic);
     const raw = await readBody(req, maxRequestBytes);
-    const body = parseJsonObject(raw);
+    const framed = namesFrame(req.headers['content-type']);
+    let body: Record<string, unknown>;
+    let decoded: unknown;
+    if (framed) {
+      const frame = decodeFrame(raw);
+      body = frame.meta;
+      decoded = framedMessages(frame, topic);
+    } else {
+      body = parseJsonObject(raw);
+      decoded = decodeBodies(body['messages'], topic);
+    }
     const route = await this.#directory.topic(topic);
     if (!route.writable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not writable`);
     const now = this.#now();
-    const messages = validateBatch(decodeBodies(body['messages'], topic), { nowMs: now });
+    const messages = validateBatch(decoded, { nowMs: now });
     const transaction = parseTransactionalSend(body, route.type, messages);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as MessageInput;
@@ -608,7 +620,8 @@ export class Broker {
     const target = route.queueGroups[queueIds[0] as number] as string;
     if (target !== this.config.brokerGroup) {
       if (ctx.internal) throw new SkyrocketError('NOT_LEADER', `this broker does not own queues of ${topic} for this batch`);
-      this.#relay(res, await this.#forward(target, ctx, 'POST', `/v1/topics/${encodeURIComponent(topic)}/messages`, raw));
+      const contentType = framed ? frameMediaType : 'application/json';
+      this.#relay(res, await this.#forward(target, ctx, 'POST', `/v1/topics/${encodeURIComponent(topic)}/messages`, raw, undefined, contentType));
       return;
     }
     const bornHost = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`.slice(0, 255);
@@ -686,6 +699,15 @@ export class Broker {
 
   #notify(topic: string): void {
     this.dispatcher.notify(topic);
+    this.#wake(topic);
+  }
+
+  /**
+   * Wakes the long polls waiting on a topic so they look again: a message was stored, or a
+   * delivery's visibility moved (a nack or change of invisibility may make one visible sooner
+   * than the poll planned to wake).
+   */
+  #wake(topic: string): void {
     const waiters = this.#waiters.get(topic);
     if (waiters === undefined) return;
     this.#waiters.delete(topic);
@@ -779,9 +801,10 @@ export class Broker {
           // already expired or acked: nothing to release
         }
       }
+      if (released > 0) this.#wake(topic);
       this.#log.warn({ group: groupName, topic, count: deliveries.length, released }, 'receiver went away; messages released');
     }
-    sendJson(res, 200, { messages: deliveries.map((d) => ('receiptHandle' in d && 'message' in d ? deliveryJson(d as Delivery) : d)) });
+    sendDeliveries(res, deliveries, namesFrame(req.headers['accept']));
   }
 
   /** Long-polls this broker's queues of the topic until messages come or the deadline passes. */
@@ -960,6 +983,7 @@ export class Broker {
     }
     await this.#directory.group(group);
     const receiptHandle = this.groups.changeInvisibility(body['receiptHandle'], group, topic, invisibleMs);
+    this.#wake(topic);
     sendJson(res, 200, { receiptHandle, visibleAt: parseReceiptHandle(receiptHandle).visibleUntilMs });
   }
 
@@ -980,6 +1004,7 @@ export class Broker {
       receiptHandle: handle as string,
       visibleAt: this.groups.nack(handle, group, topic, delayMs as number | undefined),
     }));
+    if (done.length > 0) this.#wake(topic);
     sendJson(res, 200, { nacked: done, failed });
   }
 
@@ -1634,16 +1659,30 @@ function decodeBodies(messages: unknown, topic: string): unknown {
   });
 }
 
+/** The messages of a framed send, shaped as `decodeBodies` shapes the JSON ones. */
+function framedMessages(frame: Frame, topic: string): unknown {
+  return frame.meta.messages.map((m, i) => {
+    for (const field of ['topic', 'body', 'bodyEncoding']) {
+      if (field in m) throw new SkyrocketError('INVALID_ARGUMENT', 'unknown message field', { field: `messages[${i}].${field}` });
+    }
+    return { ...m, topic, body: frame.bodies[i] as Buffer };
+  });
+}
+
 function bodyJson(body: Uint8Array): { body: string; bodyEncoding: 'utf8' | 'base64' } {
   const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return isUtf8(buf) ? { body: buf.toString('utf8'), bodyEncoding: 'utf8' } : { body: buf.toString('base64'), bodyEncoding: 'base64' };
 }
 
 export function messageJson(m: StoredMessage): Record<string, unknown> {
+  return Object.assign(messageMeta(m), bodyJson(m.body));
+}
+
+/** A message's JSON form without its body: what a frame's meta holds for it. */
+function messageMeta(m: StoredMessage): Record<string, unknown> {
   const out: Record<string, unknown> = {
     messageId: m.messageId,
     topic: m.topic,
-    ...bodyJson(m.body),
     tag: m.tag ?? null,
     keys: m.keys,
     properties: m.properties,
@@ -1659,7 +1698,38 @@ export function messageJson(m: StoredMessage): Record<string, unknown> {
 }
 
 function deliveryJson(d: Delivery): Record<string, unknown> {
-  return { ...messageJson(d.message), receiptHandle: d.receiptHandle };
+  const out = messageJson(d.message);
+  out['receiptHandle'] = d.receiptHandle;
+  return out;
+}
+
+/**
+ * Answers a receive: JSON, or a frame when the client asked for one. Deliveries are this broker's
+ * own or, from another broker group, already in JSON form.
+ */
+function sendDeliveries(res: http.ServerResponse, deliveries: ReadonlyArray<Delivery | Record<string, unknown>>, framed: boolean): void {
+  const isLocal = (d: Delivery | Record<string, unknown>): d is Delivery => 'receiptHandle' in d && 'message' in d;
+  if (!framed) {
+    sendJson(res, 200, { messages: deliveries.map((d) => (isLocal(d) ? deliveryJson(d) : d)) });
+    return;
+  }
+  const metas = new Array<Record<string, unknown>>(deliveries.length);
+  const bodies = new Array<Uint8Array>(deliveries.length);
+  deliveries.forEach((d, i) => {
+    if (isLocal(d)) {
+      const meta = messageMeta(d.message);
+      meta['receiptHandle'] = d.receiptHandle;
+      metas[i] = meta;
+      bodies[i] = d.message.body;
+    } else {
+      const { body, bodyEncoding, ...meta } = d;
+      metas[i] = meta;
+      bodies[i] = Buffer.from(String(body), bodyEncoding === 'base64' ? 'base64' : 'utf8');
+    }
+  });
+  const frame = encodeFrame(metas, bodies);
+  res.writeHead(200, { 'content-type': frameMediaType, 'content-length': frame.length });
+  res.end(frame);
 }
 
 function topicJson(t: TopicRoute): Record<string, unknown> {

@@ -112,7 +112,6 @@ describe('bad input', () => {
     const ack = (receiptHandles: unknown[]) => ({ method: 'POST', path: '/v1/groups/inputs-group/ack', body: { topic: 'inputs', receiptHandles } });
     const forged = encodeReceiptHandle(
       { group: 'inputs-group', topic: 'inputs', queueId: 0, queueOffset: 0, nonce: 'abc', brokerGroup: 'bg-1', visibleUntilMs: Date.now() + 60_000 },
-      Buffer.alloc(32, 7),
     );
     await expectRejected(ack([forged]), 400, 'INVALID_RECEIPT_HANDLE');
     await expectRejected(ack(['not-a-handle']), 400, 'INVALID_RECEIPT_HANDLE');

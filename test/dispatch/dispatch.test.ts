@@ -341,7 +341,13 @@ describe('Lambda consumers', () => {
     expect(ok.json.lambdaSubscriptions).toEqual([
       { topic: 'quiet', functionName: 'f', filter: { type: 'TAG', expression: 'a || b' }, batchSize: 10, maxConcurrency: 2, retryDelayMs: null },
     ]);
-    expect((await admin(1, 'GET', '/v1/groups/bad-subs')).json.lambdaSubscriptions).toHaveLength(1);
+    // Broker 1 sees the subscription once its route cache refreshes (every 2 s).
+    let seen: unknown;
+    for (let i = 0; i < 50 && seen === undefined; i++) {
+      seen = (await admin(1, 'GET', '/v1/groups/bad-subs')).json.lambdaSubscriptions;
+      if (seen === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen).toHaveLength(1);
     expect((await admin(1, 'DELETE', '/v1/groups/bad-subs/lambda-subscriptions/quiet')).status).toBe(204);
     expect((await admin(1, 'GET', '/v1/groups/bad-subs')).json).not.toHaveProperty('lambdaSubscriptions');
     expect((await admin(1, 'DELETE', '/v1/groups/bad-subs/lambda-subscriptions/quiet')).json.error.code).toBe('NOT_FOUND');

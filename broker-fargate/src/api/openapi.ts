@@ -7,6 +7,7 @@
  * from the checks the broker runs. Error responses are grouped by the HTTP status that
  * `core/errors.ts` gives each code, so a code can never be listed under the wrong status.
  */
+import { frameMediaType } from '../../../core/frame.ts';
 import { STATUS_CODES } from 'node:http';
 import { errorCodes, type ErrorCode } from '../../../core/errors.ts';
 import {
@@ -141,6 +142,16 @@ const notAdmin = 'the API key is not an admin key.';
 const badTopicPath = 'the topic name in the path is not 1 to ' + `${limits.topicNameMaxChars} characters of \`[%|a-zA-Z0-9_-]\`.`;
 const badGroupPath = 'the group name in the path is not 1 to ' + `${limits.groupNameMaxChars} characters of \`[%|a-zA-Z0-9_-]\`.`;
 const malformed = 'the body is not JSON, or not a JSON object.';
+const malformedFrame = `the body was sent as \`${frameMediaType}\` and is not exactly one well-formed frame.`;
+
+/** How a frame carries the same content as the JSON schema it stands for. */
+function frameDescription(schemaName: string): string {
+  return (
+    `The frame form of \`${schemaName}\` (core/frame.ts): the 4 bytes \`SKF1\`, a big-endian u32 meta ` +
+    'length, the meta (UTF-8 JSON: the JSON form with each message\'s `body` and `bodyEncoding` left ' +
+    'out), then one body per message, each a big-endian u32 length and the bytes themselves.'
+  );
+}
 const tooLarge = (bytes: number): string => `the request body is over ${size(bytes)}.`;
 const topicMissing = 'the topic does not exist.';
 const groupMissing = 'the consumer group does not exist.';
@@ -1348,13 +1359,20 @@ const paths: JsonObject = {
         description:
           `A JSON object of at most ${sendRequestMaxBytes} bytes (base64 bodies of a full batch plus ` +
           'framing); larger requests answer 413 `PAYLOAD_TOO_LARGE`.',
-        content: jsonContent(ref('SendRequest')),
+        content: {
+          ...jsonContent(ref('SendRequest')),
+          [frameMediaType]: {
+            schema: { type: 'string', format: 'binary' },
+            description: frameDescription('SendRequest'),
+          },
+        },
         'x-max-bytes': sendRequestMaxBytes,
       },
       responses: {
         '200': ok('Stored.', 'SendResult'),
         ...errors({
           MALFORMED_JSON: malformed,
+          MALFORMED_FRAME: malformedFrame,
           INVALID_ARGUMENT:
             `\`messages\` is not a list of 1 to ${limits.sendBatchMaxCount} objects; a \`body\` is not a ` +
             'string or not valid base64; `bodyEncoding` is not `utf8` or `base64`; a message has an ' +
@@ -1542,7 +1560,15 @@ const paths: JsonObject = {
       'x-skyrocket-permission': 'subscribe:{group}',
       requestBody: jsonBody('ReceiveRequest', smallRequestMaxBytes),
       responses: {
-        '200': ok('The messages received; empty when none came within `waitMs`.', 'ReceiveResult'),
+        '200': {
+          description:
+            'The messages received; empty when none came within `waitMs`. A client that sends ' +
+            `\`Accept: ${frameMediaType}\` gets the answer as a frame instead of JSON.`,
+          content: {
+            ...jsonContent(ref('ReceiveResult')),
+            [frameMediaType]: { schema: { type: 'string', format: 'binary' }, description: frameDescription('ReceiveResult') },
+          },
+        },
         ...errors({
           MALFORMED_JSON: malformed,
           INVALID_ARGUMENT:

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { retryBackoffMs } from '../../../core/delay-levels.ts';
@@ -8,7 +7,7 @@ import type { StoredMessage } from '../../../core/message.ts';
 import type { MessageStore } from '../store/index.ts';
 import { systemProperty } from '../store/record.ts';
 import { assignQueues } from './assignment.ts';
-import { encodeReceiptHandle, verifyReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
+import { encodeReceiptHandle, newNonceSource, parseReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
 
 /**
  * Consumption state of the queues this broker owns: for each (group, topic, queue) where the group
@@ -26,7 +25,7 @@ export interface ConsumerGroupsOptions {
   store: MessageStore;
   /** The broker group this broker belongs to: written into receipt handles for routing. */
   brokerGroup: string;
-  /** Signs receipt handles. Kept in the data dir so handles survive a restart of this process. */
+  /** Where the consumption state is snapshotted. */
   dataDir: string;
   now?: () => number;
   /** @default 10000 */
@@ -111,7 +110,6 @@ export const dlqOriginTopicProperty = 'DLQ_ORIGIN_TOPIC';
 export class ConsumerGroups {
   readonly #store: MessageStore;
   readonly #brokerGroup: string;
-  readonly #secret: Buffer;
   readonly #now: () => number;
   readonly #maxInflight: number;
   readonly #memberTimeoutMs: number;
@@ -123,12 +121,6 @@ export class ConsumerGroups {
   #dirty = false;
   #snapshotting = false;
   #timer: NodeJS.Timeout;
-  /**
-   * Nonces only need to differ between deliveries (the handle is signed), so a random prefix per
-   * process and a counter do it without asking the system for random bytes on every delivery.
-   */
-  readonly #noncePrefix = randomBytes(6).toString('base64url');
-  #nonceCounter = 0;
 
   constructor(options: ConsumerGroupsOptions) {
     this.#store = options.store;
@@ -137,7 +129,6 @@ export class ConsumerGroups {
     this.#maxInflight = options.maxInflightPerQueue ?? 10_000;
     this.#memberTimeoutMs = options.memberTimeoutMs ?? 30_000;
     fs.mkdirSync(options.dataDir, { recursive: true });
-    this.#secret = loadSecret(path.join(options.dataDir, 'receipt-secret'));
     this.#file = path.join(options.dataDir, 'consumer-offsets.json');
     this.#load();
     this.#timer = setInterval(() => void this.#snapshotAsync(), options.snapshotIntervalMs ?? 1000);
@@ -304,6 +295,7 @@ export class ConsumerGroups {
 
   async #receiveFrom(req: ReceiveRequest, key: string, queueId: number, st: QueueState, out: Delivery[]): Promise<void> {
     const now = this.#now();
+    const nonce = newNonceSource();
     const handleGroup = req.mode === 'BROADCASTING' ? `${req.group}#${req.clientId}` : req.group;
     const maxAttempts = req.maxDeliveryAttempts ?? 16;
     const generation = st.generation;
@@ -326,7 +318,7 @@ export class ConsumerGroups {
         continue;
       }
       flight.attempt += 1;
-      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
     }
     // Orderly: message groups with a delivery in flight are blocked; held-back messages of the
     // free groups go next, the earliest of each group first.
@@ -348,7 +340,7 @@ export class ConsumerGroups {
         }
         const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '', messageGroup };
         st.inflight.set(offset, flight);
-        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
       }
       for (const messageGroup of st.pending.values()) blocked.add(messageGroup);
     }
@@ -367,12 +359,12 @@ export class ConsumerGroups {
         blocked.add(messageGroup);
         const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '', messageGroup };
         st.inflight.set(message.queueOffset, flight);
-        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
         continue;
       }
       const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '' };
       st.inflight.set(message.queueOffset, flight);
-      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now));
+      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
     }
     if (read.nextOffset !== st.popOffset) {
       st.popOffset = read.nextOffset;
@@ -412,9 +404,17 @@ export class ConsumerGroups {
   /** Messages moved to dead-letter topics by this broker since it started. */
   deadLettered = 0;
 
-  #deliver(req: ReceiveRequest, handleGroup: string, queueId: number, message: StoredMessage, flight: InFlight, now: number): Delivery {
+  #deliver(
+    req: ReceiveRequest,
+    handleGroup: string,
+    queueId: number,
+    message: StoredMessage,
+    flight: InFlight,
+    now: number,
+    nonce: () => string,
+  ): Delivery {
     flight.visibleAt = now + req.invisibleMs;
-    flight.nonce = this.#nextNonce();
+    flight.nonce = nonce();
     this.#dirty = true;
     const handle: ReceiptHandle = {
       group: handleGroup,
@@ -425,11 +425,12 @@ export class ConsumerGroups {
       brokerGroup: this.#brokerGroup,
       visibleUntilMs: flight.visibleAt,
     };
-    return { message: { ...message, deliveryAttempt: flight.attempt }, receiptHandle: encodeReceiptHandle(handle, this.#secret) };
+    message.deliveryAttempt = flight.attempt; // the message was read for this delivery alone
+    return { message, receiptHandle: encodeReceiptHandle(handle) };
   }
 
   #flightFor(text: unknown, group: string, topic: string): { st: QueueState; handle: ReceiptHandle; flight: InFlight } {
-    const handle = verifyReceiptHandle(text, this.#secret);
+    const handle = parseReceiptHandle(text);
     const baseGroup = handle.group.split('#')[0];
     if (baseGroup !== group || handle.topic !== topic) {
       throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another group or topic', { field: 'receiptHandle' });
@@ -464,7 +465,7 @@ export class ConsumerGroups {
   nack(receiptHandle: unknown, group: string, topic: string, delayMs?: number): number {
     const { flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now() + (delayMs ?? retryBackoffMs(flight.attempt));
-    flight.nonce = this.#nextNonce();
+    flight.nonce = newNonceSource()();
     this.#dirty = true;
     return flight.visibleAt;
   }
@@ -477,7 +478,7 @@ export class ConsumerGroups {
     const { flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now();
     flight.attempt = Math.max(0, flight.attempt - 1);
-    flight.nonce = this.#nextNonce();
+    flight.nonce = newNonceSource()();
     this.#dirty = true;
   }
 
@@ -485,9 +486,9 @@ export class ConsumerGroups {
   changeInvisibility(receiptHandle: unknown, group: string, topic: string, invisibleMs: number): string {
     const { handle, flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now() + invisibleMs;
-    flight.nonce = this.#nextNonce();
+    flight.nonce = newNonceSource()();
     this.#dirty = true;
-    return encodeReceiptHandle({ ...handle, nonce: flight.nonce, visibleUntilMs: flight.visibleAt }, this.#secret);
+    return encodeReceiptHandle({ ...handle, nonce: flight.nonce, visibleUntilMs: flight.visibleAt });
   }
 
   /** The group's committed offset in a queue: everything below it is done. */
@@ -546,10 +547,6 @@ export class ConsumerGroups {
     return next;
   }
 
-  #nextNonce(): string {
-    return `${this.#noncePrefix}${(this.#nonceCounter++).toString(36)}`;
-  }
-
   /** Clustering groups with consumption state on this broker. */
   knownGroups(): string[] {
     const groups = new Set<string>();
@@ -575,16 +572,4 @@ export class ConsumerGroups {
     while (this.#snapshotting) await new Promise((r) => setTimeout(r, 5));
     this.snapshot();
   }
-}
-
-function loadSecret(file: string): Buffer {
-  try {
-    const secret = fs.readFileSync(file);
-    if (secret.length === 32) return secret;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const secret = randomBytes(32);
-  fs.writeFileSync(file, secret, { mode: 0o600 });
-  return secret;
 }

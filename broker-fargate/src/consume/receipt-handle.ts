@@ -1,18 +1,23 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { SkyrocketError } from '../../../core/errors.ts';
 
 /**
- * A receipt handle names one delivery of one message to one consumer group, and proves that this
- * broker group issued it. It travels as base64url text:
+ * A receipt handle names one delivery of one message to one consumer group. It travels as text:
  *
- *   payload   := "1" | group | topic | queueId | queueOffset | nonce | brokerGroup | visibleUntilMs
- *                (fields joined by U+001F, which no name may contain)
- *   handle    := base64url(payload) "." base64url(HMAC-SHA256(secret, payload)[0..16])
+ *   handle := "2" "." base64url(group U+001F topic U+001F brokerGroup) "." queueId "." queueOffset
+ *             "." visibleUntilMs "." nonce
  *
- * `nonce` is fresh for every delivery and every change of invisibility, so a handle from an
- * earlier delivery (expired and redelivered, or already acked) no longer matches the in-flight
- * record and is refused. The brokerGroup lets any broker route an ack to the queue's owner, which
- * alone checks the signature.
+ * with the numbers in plain decimal and the nonce in base64url. The nonce is the capability: it
+ * starts with 96 random bits drawn once per receive (`newNonceSource`), so it cannot be guessed
+ * from other handles, and it changes with every delivery and every change of invisibility. The
+ * broker that owns the queue acts on a handle only when its nonce equals the one of the delivery
+ * in flight at that queue offset; a handle from an earlier delivery (expired and redelivered, or
+ * acked), from before a restart, or made up is refused. Nothing else in a handle is trusted: the
+ * brokerGroup only routes an ack to the queue's owner, which checks the nonce.
+ *
+ * (The first layout signed every handle with an HMAC; one MAC to make and one to check per
+ * message was the largest cost of consuming, and the random nonce already makes handles
+ * unforgeable.)
  */
 export interface ReceiptHandle {
   group: string;
@@ -25,48 +30,68 @@ export interface ReceiptHandle {
 }
 
 const separator = '\u001f';
-const version = '1';
-const macBytes = 16;
+const version = '2';
+const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
+const nonceText = /^[A-Za-z0-9_-]{1,64}$/;
 
-export function encodeReceiptHandle(handle: ReceiptHandle, secret: Buffer): string {
-  const payload = [
-    version,
-    handle.group,
-    handle.topic,
-    String(handle.queueId),
-    String(handle.queueOffset),
-    handle.nonce,
-    handle.brokerGroup,
-    String(handle.visibleUntilMs),
-  ].join(separator);
-  const mac = createHmac('sha256', secret).update(payload).digest().subarray(0, macBytes);
-  return `${Buffer.from(payload).toString('base64url')}.${mac.toString('base64url')}`;
+let lastPrefixKey: string | undefined;
+let lastPrefix = '';
+
+function prefixOf(group: string, topic: string, brokerGroup: string): string {
+  const key = `${group}${separator}${topic}${separator}${brokerGroup}`;
+  if (key !== lastPrefixKey) {
+    lastPrefixKey = key;
+    lastPrefix = Buffer.from(key, 'utf8').toString('base64url');
+  }
+  return lastPrefix;
+}
+
+export function encodeReceiptHandle(handle: ReceiptHandle): string {
+  const prefix = prefixOf(handle.group, handle.topic, handle.brokerGroup);
+  return `${version}.${prefix}.${handle.queueId}.${handle.queueOffset}.${handle.visibleUntilMs}.${handle.nonce}`;
+}
+
+/**
+ * Nonces for one receive: a fresh random 96-bit stem, then a counter. Every receive (and every
+ * nack, release or change of invisibility) takes a new source.
+ */
+export function newNonceSource(): () => string {
+  const stem = randomBytes(12).toString('base64url');
+  let n = 0;
+  return () => `${stem}${(n++).toString(36)}`;
 }
 
 function invalid(reason: string): SkyrocketError {
   return new SkyrocketError('INVALID_RECEIPT_HANDLE', `receipt handle is not valid: ${reason}`, { field: 'receiptHandle' });
 }
 
-/** Reads the fields without checking the signature: enough to route the handle to its owner. */
+let lastParsedPrefix: string | undefined;
+let lastParsedNames: [string, string, string] = ['', '', ''];
+
+function namesOf(prefix: string): [string, string, string] {
+  if (prefix === lastParsedPrefix) return lastParsedNames;
+  const bytes = Buffer.from(prefix, 'base64url');
+  // base64url decoding is lenient (spare bits, padding): accept only the one canonical text,
+  // so a handle's text names exactly one handle.
+  if (bytes.toString('base64url') !== prefix) throw invalid('not in canonical form');
+  const parts = bytes.toString('utf8').split(separator);
+  if (parts.length !== 3) throw invalid('unknown layout');
+  lastParsedPrefix = prefix;
+  lastParsedNames = parts as [string, string, string];
+  return lastParsedNames;
+}
+
+/** Reads a handle's fields; throws INVALID_RECEIPT_HANDLE for anything that is not a handle. */
 export function parseReceiptHandle(text: unknown): ReceiptHandle {
   if (typeof text !== 'string' || text.length === 0 || text.length > 4096) throw invalid('not a handle');
-  const dot = text.indexOf('.');
-  if (dot <= 0) throw invalid('not a handle');
-  const payload = Buffer.from(text.slice(0, dot), 'base64url').toString('utf8');
-  const parts = payload.split(separator);
-  if (parts.length !== 8 || parts[0] !== version) throw invalid('unknown layout');
-  const [, group, topic, queueId, queueOffset, nonce, brokerGroup, visibleUntilMs] = parts as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+  const parts = text.split('.');
+  if (parts.length !== 6 || parts[0] !== version) throw invalid('unknown layout');
+  const [, prefix, queueId, queueOffset, visibleUntilMs, nonce] = parts as [string, string, string, string, string, string];
+  if (!decimal.test(queueId) || !decimal.test(queueOffset) || !decimal.test(visibleUntilMs)) throw invalid('bad numbers');
   const numbers = [Number(queueId), Number(queueOffset), Number(visibleUntilMs)];
-  if (!numbers.every((n) => Number.isSafeInteger(n) && n >= 0)) throw invalid('bad numbers');
+  if (!numbers.every((n) => Number.isSafeInteger(n))) throw invalid('bad numbers');
+  if (!nonceText.test(nonce)) throw invalid('bad nonce');
+  const [group, topic, brokerGroup] = namesOf(prefix);
   return {
     group,
     topic,
@@ -76,19 +101,4 @@ export function parseReceiptHandle(text: unknown): ReceiptHandle {
     brokerGroup,
     visibleUntilMs: numbers[2] as number,
   };
-}
-
-/** Parses and checks the signature; throws INVALID_RECEIPT_HANDLE for anything forged or mangled. */
-export function verifyReceiptHandle(text: unknown, secret: Buffer): ReceiptHandle {
-  const handle = parseReceiptHandle(text);
-  const [encodedPayload, encodedMac] = (text as string).split('.') as [string, string | undefined];
-  if (encodedMac === undefined) throw invalid('not signed');
-  const payload = Buffer.from(encodedPayload, 'base64url');
-  const given = Buffer.from(encodedMac, 'base64url');
-  const expected = createHmac('sha256', secret).update(payload).digest().subarray(0, macBytes);
-  if (given.length !== macBytes || !timingSafeEqual(given, expected)) throw invalid('signature does not match');
-  // base64url decoding is lenient (spare bits, '+' and '/', trailing parts): accept only the one
-  // canonical text, so a handle's text names exactly one handle.
-  if (text !== `${payload.toString('base64url')}.${given.toString('base64url')}`) throw invalid('not in canonical form');
-  return handle;
 }

@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame, frameMediaType } from '../../core/frame.ts';
+import { api, TestCluster } from './cluster.ts';
+
+/**
+ * The frame form of send and receive (core/frame.ts) against real brokers: the same messages as
+ * the JSON form, bodies byte for byte, sends forwarded between broker groups, and every malformed
+ * frame refused with MALFORMED_FRAME and nothing stored.
+ */
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await new TestCluster({ brokers: 2 }).start();
+  const admin = cluster.adminKey;
+  expect((await api(cluster.url(0), admin, 'POST', '/v1/topics', { name: 'framed', queues: 4 })).status).toBe(201);
+  expect((await api(cluster.url(0), admin, 'POST', '/v1/groups', { name: 'framed-group' })).status).toBe(201);
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+async function raw(
+  broker: number,
+  method: string,
+  path: string,
+  body: Buffer | string | undefined,
+  headers: Record<string, string>,
+): Promise<{ status: number; contentType: string; body: Buffer }> {
+  const response = await fetch(`${cluster.url(broker)}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${cluster.adminKey}`, ...headers },
+    body,
+  });
+  return { status: response.status, contentType: response.headers.get('content-type') ?? '', body: Buffer.from(await response.arrayBuffer()) };
+}
+
+async function stored(): Promise<number> {
+  const r = await api(cluster.url(0), cluster.adminKey, 'GET', '/v1/groups/framed-group/offsets?topic=framed');
+  expect(r.status).toBe(200);
+  return r.json.offsets.reduce((sum: number, q: { maxOffset: number }) => sum + q.maxOffset, 0);
+}
+
+describe('frames', () => {
+  it('a framed send stores what a JSON send would; a framed receive gives the bodies byte for byte', async () => {
+    const binary = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x80]);
+    const sent: Array<{ meta: Record<string, unknown>; body: Buffer }> = [
+      { meta: { tag: 'a', keys: ['k1'], properties: { p: '1' } }, body: Buffer.from('héllo wörld') },
+      { meta: {}, body: binary },
+    ];
+    // Through both brokers: one of them forwards to the owner of the queues it picks.
+    for (const broker of [0, 1, 0, 1]) {
+      const reply = await raw(broker, 'POST', '/v1/topics/framed/messages', encodeFrame(sent.map((s) => s.meta), sent.map((s) => s.body)), {
+        'content-type': frameMediaType,
+      });
+      expect(reply.status, reply.body.toString()).toBe(200);
+      expect(reply.contentType).toMatch(/application\/json/);
+      const results = JSON.parse(reply.body.toString()).results as Array<{ messageId: string }>;
+      expect(results).toHaveLength(2);
+    }
+    expect(await stored()).toBe(8);
+
+    const got: Array<{ meta: Record<string, unknown>; body: Buffer }> = [];
+    for (let round = 0; round < 20 && got.length < 8; round++) {
+      const reply = await raw(round % 2, 'POST', '/v1/groups/framed-group/receive', JSON.stringify({ topic: 'framed', max: 32, waitMs: 0 }), {
+        'content-type': 'application/json',
+        accept: frameMediaType,
+      });
+      expect(reply.status, reply.body.toString()).toBe(200);
+      expect(reply.contentType).toBe(frameMediaType);
+      const frame = decodeFrame(reply.body);
+      frame.meta.messages.forEach((m, i) => got.push({ meta: m, body: frame.bodies[i]! }));
+    }
+    expect(got).toHaveLength(8);
+    for (const g of got) {
+      expect(g.meta['body']).toBeUndefined();
+      expect(g.meta['bodyEncoding']).toBeUndefined();
+      expect(typeof g.meta['receiptHandle']).toBe('string');
+      if (g.meta['tag'] === 'a') {
+        expect(g.body.toString('utf8')).toBe('héllo wörld');
+        expect(g.meta['keys']).toEqual(['k1']);
+        expect(g.meta['properties']).toEqual({ p: '1' });
+      } else {
+        expect(g.body.equals(binary)).toBe(true);
+        expect(g.meta['tag']).toBeNull();
+      }
+    }
+    // The handles of a framed receive ack as any others, on whichever broker.
+    const ack = await api(cluster.url(1), cluster.adminKey, 'POST', '/v1/groups/framed-group/ack', {
+      topic: 'framed',
+      receiptHandles: got.map((g) => g.meta['receiptHandle']),
+    });
+    expect(ack.status, JSON.stringify(ack.json)).toBe(200);
+    expect(ack.json.acked).toHaveLength(8);
+    expect(ack.json.failed).toEqual([]);
+  });
+
+  it('without Accept: frame, a receive answers JSON as before', async () => {
+    await raw(0, 'POST', '/v1/topics/framed/messages', encodeFrame([{}], ['plain']), { 'content-type': frameMediaType });
+    const reply = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/receive', { topic: 'framed', max: 32, waitMs: 1000 });
+    expect(reply.status).toBe(200);
+    expect(reply.json.messages.map((m: { body: string; bodyEncoding: string }) => [m.body, m.bodyEncoding])).toEqual([['plain', 'utf8']]);
+    await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/ack', {
+      topic: 'framed',
+      receiptHandles: reply.json.messages.map((m: { receiptHandle: string }) => m.receiptHandle),
+    });
+  });
+
+  it('refuses malformed frames and frame messages with a body or topic field, storing nothing', async () => {
+    const good = encodeFrame([{ tag: 'x' }], ['body']);
+    const cases: Array<{ body: Buffer; code: string; field?: string }> = [
+      { body: Buffer.from('{"messages":[{"body":"x"}]}'), code: 'MALFORMED_FRAME' },
+      { body: good.subarray(0, good.length - 1), code: 'MALFORMED_FRAME' },
+      { body: Buffer.concat([good, Buffer.from('!')]), code: 'MALFORMED_FRAME' },
+      { body: encodeFrame([{ body: 'inline' }], ['x']), code: 'INVALID_ARGUMENT', field: 'messages[0].body' },
+      { body: encodeFrame([{ topic: 'elsewhere' }], ['x']), code: 'INVALID_ARGUMENT', field: 'messages[0].topic' },
+      { body: encodeFrame([{}], ['']), code: 'MESSAGE_BODY_EMPTY' },
+      { body: encodeFrame([], []), code: 'INVALID_ARGUMENT' },
+      { body: encodeFrame([{ tag: 'a|b' }], ['x']), code: 'ILLEGAL_MESSAGE_TAG' },
+    ];
+    const before = await stored();
+    for (const c of cases) {
+      for (const broker of [0, 1]) {
+        const reply = await raw(broker, 'POST', '/v1/topics/framed/messages', c.body, { 'content-type': frameMediaType });
+        expect(reply.status, reply.body.toString()).toBe(400);
+        const error = JSON.parse(reply.body.toString()).error as { code: string; field?: string };
+        expect(error.code).toBe(c.code);
+        if (c.field !== undefined) expect(error.field).toBe(c.field);
+      }
+    }
+    expect(await stored()).toBe(before);
+  });
+});
