@@ -68,4 +68,71 @@ describe('Batcher', () => {
     expect(deliveries).toHaveLength(1);
     expect(await outcome).toBe(70);
   });
+
+  it('adaptive: a lone item goes at the end of the turn; while maxInflight batches are out, items wait and go as one batch when one completes', async () => {
+    const deliveries: number[][] = [];
+    const releases: Array<() => void> = [];
+    const batcher = new Batcher<number, number>({
+      lingerMs: 'adaptive',
+      maxInflight: 2,
+      maxItems: 100,
+      maxBytes: 1_000_000,
+      deliver: async (_key, items) => {
+        deliveries.push([...items]);
+        await new Promise<void>((r) => releases.push(r));
+        return items.map((i) => ({ status: 'fulfilled', value: i }));
+      },
+    });
+    const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const first = batcher.add('k', 1, 1);
+    const sameTurn = batcher.add('k', 2, 1);
+    expect(deliveries).toEqual([]); // not before the end of this turn
+    await tick();
+    expect(deliveries).toEqual([[1, 2]]);
+    const second = batcher.add('k', 3, 1);
+    await tick();
+    expect(deliveries).toEqual([[1, 2], [3]]);
+    // Two batches out: later items wait, however many turns pass.
+    const waiting = [4, 5, 6].map((i) => batcher.add('k', i, 1));
+    await tick();
+    await tick();
+    expect(deliveries).toHaveLength(2);
+    releases.shift()!();
+    expect(await Promise.all([first, sameTurn])).toEqual([1, 2]);
+    await tick();
+    expect(deliveries).toEqual([[1, 2], [3], [4, 5, 6]]);
+    releases.shift()!();
+    releases.shift()!();
+    expect(await second).toBe(3);
+    expect(await Promise.all(waiting)).toEqual([4, 5, 6]);
+    await batcher.flush();
+  });
+
+  it('adaptive: an ordered key has one batch out at a time, the next growing meanwhile', async () => {
+    const deliveries: number[][] = [];
+    let release: (() => void) | undefined;
+    const batcher = new Batcher<number, number>({
+      lingerMs: 'adaptive',
+      maxItems: 100,
+      maxBytes: 1_000_000,
+      ordered: () => true,
+      deliver: async (_key, items) => {
+        deliveries.push([...items]);
+        await new Promise<void>((r) => (release = r));
+        return items.map((i) => ({ status: 'fulfilled', value: i }));
+      },
+    });
+    const all = [batcher.add('k', 1, 1)];
+    await new Promise((r) => setImmediate(r));
+    for (let i = 2; i <= 5; i++) {
+      all.push(batcher.add('k', i, 1));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(deliveries).toEqual([[1]]);
+    release!();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(deliveries).toEqual([[1], [2, 3, 4, 5]]);
+    release!();
+    expect(await Promise.all(all)).toEqual([1, 2, 3, 4, 5]);
+  });
 });

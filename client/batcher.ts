@@ -7,7 +7,15 @@ import assert from 'node:assert/strict';
  * the order they were closed; other keys may have any number in flight.
  */
 export interface BatcherOptions<T, R> {
-  lingerMs: number;
+  /**
+   * How long a batch stays open after its first item; `'adaptive'`: until the end of the current
+   * event-loop turn when fewer than `maxInflight` batches of the key are in flight, otherwise
+   * until one of them completes. Adaptive batching sends a lone message at once, and batches
+   * grow by themselves as the send rate outgrows the round trip.
+   */
+  lingerMs: number | 'adaptive';
+  /** Adaptive batching: batches of one key in flight at once (1 for ordered keys). @default 4 */
+  maxInflight?: number;
   maxItems: number;
   /** An item larger than this travels alone. */
   maxBytes: number;
@@ -24,7 +32,8 @@ interface OpenBatch<T, R> {
   items: T[];
   bytes: number;
   waiters: Array<{ resolve: (value: R) => void; reject: (error: unknown) => void }>;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
+  immediate: NodeJS.Immediate | undefined;
 }
 
 export class Batcher<T, R> {
@@ -33,6 +42,8 @@ export class Batcher<T, R> {
   readonly #inflight = new Set<Promise<void>>();
   /** The last delivery of each ordered key: the next one starts after it. */
   readonly #tails = new Map<string, Promise<void>>();
+  /** Batches of each key closed and not yet completed. */
+  readonly #inflightByKey = new Map<string, number>();
 
   constructor(options: BatcherOptions<T, R>) {
     this.#options = options;
@@ -46,7 +57,13 @@ export class Batcher<T, R> {
       batch = undefined;
     }
     if (batch === undefined) {
-      batch = { items: [], bytes: 0, waiters: [], timer: setTimeout(() => this.#close(key), lingerMs) };
+      batch = { items: [], bytes: 0, waiters: [], timer: undefined, immediate: undefined };
+      if (lingerMs === 'adaptive') {
+        if (this.#roomFor(key)) batch.immediate = setImmediate(() => this.#close(key));
+        // else: closed when a batch of this key completes (#completed)
+      } else {
+        batch.timer = setTimeout(() => this.#close(key), lingerMs);
+      }
       this.#open.set(key, batch);
     }
     const outcome = new Promise<R>((resolve, reject) => batch.waiters.push({ resolve, reject }));
@@ -62,11 +79,27 @@ export class Batcher<T, R> {
     while (this.#inflight.size > 0) await Promise.all(this.#inflight);
   }
 
+  #roomFor(key: string): boolean {
+    const limit = this.#options.ordered?.(key) === true ? 1 : (this.#options.maxInflight ?? 4);
+    return (this.#inflightByKey.get(key) ?? 0) < limit;
+  }
+
+  /** Adaptive batching: a batch of `key` completed, so the one waiting for room may go. */
+  #completed(key: string): void {
+    const left = (this.#inflightByKey.get(key) ?? 1) - 1;
+    if (left > 0) this.#inflightByKey.set(key, left);
+    else this.#inflightByKey.delete(key);
+    const waiting = this.#open.get(key);
+    if (waiting !== undefined && waiting.immediate === undefined && waiting.timer === undefined) this.#close(key);
+  }
+
   #close(key: string): void {
     const batch = this.#open.get(key);
     if (batch === undefined) return;
     this.#open.delete(key);
-    clearTimeout(batch.timer);
+    if (batch.timer !== undefined) clearTimeout(batch.timer);
+    if (batch.immediate !== undefined) clearImmediate(batch.immediate);
+    this.#inflightByKey.set(key, (this.#inflightByKey.get(key) ?? 0) + 1);
     const run = async (): Promise<void> => {
       try {
         const outcomes = await this.#options.deliver(key, batch.items);
@@ -91,6 +124,7 @@ export class Batcher<T, R> {
     void delivery.then(() => {
       this.#inflight.delete(delivery);
       if (this.#tails.get(key) === delivery) this.#tails.delete(key);
+      this.#completed(key);
     });
   }
 }

@@ -10,11 +10,16 @@ export interface ProducerOptions extends ClientOptions {
   /** The topic of messages that name none. @default none: every message names its topic */
   topic?: string;
   /**
-   * How long a send waits for others to share its request. Sends to one topic within this
-   * window travel in one batch request.
-   * @default 2
+   * How long a send waits for others to share its request: sends to one topic within this
+   * window travel in one batch request. By default batching is adaptive: a send goes out at the
+   * end of the current event-loop turn (with the sends made in that turn) while fewer than
+   * `maxInflightBatches` requests of its topic are in flight, and otherwise waits for one of them
+   * to complete, so a lone send is not delayed and batches grow with the send rate.
+   * @default adaptive
    */
   lingerMs?: number;
+  /** Adaptive batching: requests of one topic in flight at once (FIFO message groups: 1). @default 4 */
+  maxInflightBatches?: number;
   /** A batch is sent at once when it holds this many messages (at most 1024). @default 256 */
   maxBatchMessages?: number;
   /** A batch is sent at once when its bodies reach this many bytes; a larger body travels alone. @default 1048576 (1 MiB) */
@@ -58,7 +63,8 @@ export class Producer {
       backoffMaxMs: integerOption(options.retryBackoffMaxMs, 5_000, 'retryBackoffMaxMs', 1, 600_000),
     };
     this.#batcher = new Batcher({
-      lingerMs: integerOption(options.lingerMs, 2, 'lingerMs', 0, 60_000),
+      lingerMs: options.lingerMs === undefined ? 'adaptive' : integerOption(options.lingerMs, 0, 'lingerMs', 0, 60_000),
+      maxInflight: integerOption(options.maxInflightBatches, 4, 'maxInflightBatches', 1, 1024),
       maxItems: integerOption(options.maxBatchMessages, 256, 'maxBatchMessages', 1, limits.sendBatchMaxCount),
       maxBytes: integerOption(options.maxBatchBytes, 1024 * 1024, 'maxBatchBytes', 1, limits.sendBatchMaxBytes),
       deliver: (key, items) => this.#deliver(key, items),

@@ -28,7 +28,7 @@ export type Connection =
 export interface PublisherOptions {
   /**
    * Skyrocket only: `coalesce` sends through `Producer.send`, which batches concurrent sends
-   * (the SDK's default linger); `single` sends each message as its own request through
+   * (the SDK's default adaptive batching); `single` sends each message as its own request through
    * `Producer.sendBatch([m])`, for a caller that waits for every ack anyway.
    * @default 'coalesce'
    */

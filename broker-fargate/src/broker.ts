@@ -779,7 +779,7 @@ export class Broker {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     const deadline = this.#now() + waitMs;
-    let deliveries: Delivery[] | Array<Record<string, unknown>>;
+    let deliveries: Array<Delivery | Record<string, unknown>>;
     if (ctx.internal) {
       deliveries = await this.#receiveLocal(request, deadline, abort.signal);
     } else {
@@ -856,22 +856,22 @@ export class Broker {
     raw: Buffer,
     deadline: number,
     signal: AbortSignal,
-  ): Promise<Array<Record<string, unknown>>> {
+  ): Promise<Array<Delivery | Record<string, unknown>>> {
     const owners = this.#ownerGroups(r.route);
     const path = `/v1/groups/${encodeURIComponent(r.group.name)}/receive`;
     const original = parseJsonObject(raw);
     const forwardBody = (max: number, waitMs: number): string => JSON.stringify({ ...original, max, waitMs });
-    const fromOwner = async (owner: string, max: number, until: number, s: AbortSignal): Promise<Array<Record<string, unknown>>> => {
-      if (owner === this.config.brokerGroup) {
-        return (await this.#receiveLocal({ ...r, max }, until, s)).map(deliveryJson);
-      }
+    // Our own deliveries stay objects until the answer is written (JSON or frame); another owner's
+    // come as JSON.
+    const fromOwner = async (owner: string, max: number, until: number, s: AbortSignal): Promise<Array<Delivery | Record<string, unknown>>> => {
+      if (owner === this.config.brokerGroup) return this.#receiveLocal({ ...r, max }, until, s);
       const reply = await this.#forward(owner, ctx, 'POST', path, forwardBody(max, Math.max(0, until - this.#now())), s);
       if (reply.status !== 200) throw errorFromReply(reply);
       return (reply.json['messages'] as Array<Record<string, unknown>>) ?? [];
     };
     // Pass 1: take what is there now, our own queues first.
     const ordered = [...owners].sort((a, b) => (a === this.config.brokerGroup ? -1 : b === this.config.brokerGroup ? 1 : 0));
-    const out: Array<Record<string, unknown>> = [];
+    const out: Array<Delivery | Record<string, unknown>> = [];
     for (const owner of ordered) {
       if (out.length >= r.max) break;
       out.push(...(await fromOwner(owner, r.max - out.length, 0, signal)));

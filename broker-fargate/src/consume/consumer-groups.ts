@@ -79,6 +79,8 @@ interface QueueState {
   popOffset: number;
   inflight: Map<number, InFlight>;
   busy: boolean;
+  /** While busy: resolves when the receive taking from this queue is done with it. */
+  released?: Promise<void> | undefined;
   /** Bumped by `setOffset`: a receive that read before the reset must not write its result. */
   generation: number;
   /**
@@ -278,16 +280,35 @@ export class ConsumerGroups {
     const queues = this.assignedQueues(req);
     // Start at a different queue each time so no queue starves.
     const start = queues.length === 0 ? 0 : Math.floor(Math.random() * queues.length);
-    for (let i = 0; i < queues.length && out.length < req.max; i++) {
-      const queueId = queues[(start + i) % queues.length] as number;
-      const key = this.#stateKey(req.group, req.mode, req.clientId, req.topic, queueId);
-      const st = this.#state(key, req.topic, queueId);
-      if (st.busy) continue; // another receive is taking from this queue right now
-      st.busy = true;
-      try {
-        await this.#receiveFrom(req, key, queueId, st, out);
-      } finally {
-        st.busy = false;
+    // Queues another receive is taking from are visited last, once it is done with them.
+    const order = Array.from({ length: queues.length }, (_, i) => queues[(start + i) % queues.length] as number);
+    const later: number[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      const list = pass === 0 ? order : later.splice(0);
+      for (let i = 0; i < list.length && out.length < req.max; i++) {
+        const queueId = list[i] as number;
+        const key = this.#stateKey(req.group, req.mode, req.clientId, req.topic, queueId);
+        const st = this.#state(key, req.topic, queueId);
+        if (st.busy && pass === 0) {
+          later.push(queueId);
+          continue;
+        }
+        while (st.busy) await st.released;
+        // An even share of what is left for each queue still to visit: a topic's queues
+        // interleave in the commit log, so taking from all of them reads one stretch of the log
+        // once (and a queue with less to give leaves its share to the ones after it).
+        const toVisit = list.length - i + (pass === 0 ? later.length : 0);
+        const share = Math.ceil((req.max - out.length) / toVisit);
+        st.busy = true;
+        let release!: () => void;
+        st.released = new Promise<void>((r) => (release = r));
+        try {
+          await this.#receiveFrom({ ...req, max: out.length + share }, key, queueId, st, out);
+        } finally {
+          st.busy = false;
+          st.released = undefined;
+          release();
+        }
       }
     }
     return out;
@@ -431,7 +452,8 @@ export class ConsumerGroups {
 
   #flightFor(text: unknown, group: string, topic: string): { st: QueueState; handle: ReceiptHandle; flight: InFlight } {
     const handle = parseReceiptHandle(text);
-    const baseGroup = handle.group.split('#')[0];
+    const hash = handle.group.indexOf('#');
+    const baseGroup = hash < 0 ? handle.group : handle.group.slice(0, hash);
     if (baseGroup !== group || handle.topic !== topic) {
       throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another group or topic', { field: 'receiptHandle' });
     }

@@ -44,6 +44,10 @@ export const storeDefaults = {
    * less than one more read call, and a topic's queues interleave in the log.
    */
   readSpanAmplificationMax: 16,
+  /** A read for a consumer fetches at least this much of the log, kept for the queues that follow. */
+  readAheadBytes: 2 * 1024 * 1024,
+  /** Stretches of the log kept from recent reads. */
+  readSpansKept: 4,
 } as const;
 
 export interface MessageStoreOptions {
@@ -172,6 +176,8 @@ export class MessageStore {
   readonly #queues = new Map<string, ConsumeQueue>();
   readonly #dirs: { consumeQueue: string; index: string; root: string };
   #dispatchedOffset = 0;
+  /** Recently read stretches of the log, newest first (see #readRun). */
+  #spans: Array<{ offset: number; buf: Buffer }> = [];
   #stalled = false;
   #reputTimer: NodeJS.Timeout | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -468,7 +474,7 @@ export class MessageStore {
         j++;
       }
       const last = picked[j - 1]!;
-      const buf = await this.#log.read(first.physicalOffset, last.physicalOffset + last.size - first.physicalOffset);
+      const buf = await this.#readRun(first.physicalOffset, last.physicalOffset + last.size - first.physicalOffset);
       const view = viewOf(buf);
       for (let k = i; k < j; k++) {
         const p = picked[k]!;
@@ -497,6 +503,28 @@ export class MessageStore {
     }
     const status: ReadStatus = messages.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE';
     return { status, messages, startOffset: start, nextOffset: next, minOffset, maxOffset: queue.maxOffset, corrupted };
+  }
+
+  /**
+   * Reads a run of records. A topic's queues interleave in the log, so a receive that takes from
+   * several queues reads the same stretch of the log once per queue: the last few stretches read
+   * are kept (with some read-ahead), and a run inside one of them is sliced from it. Only bytes
+   * below the dispatched offset are kept: they are whole records and never change.
+   */
+  async #readRun(offset: number, length: number): Promise<Buffer> {
+    for (const span of this.#spans) {
+      if (offset >= span.offset && offset + length <= span.offset + span.buf.length) {
+        return span.buf.subarray(offset - span.offset, offset - span.offset + length);
+      }
+    }
+    const stable = this.#dispatchedOffset - offset;
+    const ahead = Math.min(Math.max(length, storeDefaults.readAheadBytes), stable);
+    if (ahead <= length) return this.#log.read(offset, length);
+    const buf = await this.#log.read(offset, ahead);
+    if (buf.length < length) return buf; // the run crossed into the next segment: the caller reads on
+    this.#spans.unshift({ offset, buf });
+    if (this.#spans.length > storeDefaults.readSpansKept) this.#spans.pop();
+    return buf.subarray(0, length);
   }
 
   #toMessage(rec: DecodedRecord): StoredMessage {
