@@ -30,6 +30,12 @@ export interface ClientOptions {
    * @default none: requests go through node:http / node:https agents that keep connections alive
    */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Certificate authorities (PEM) to trust for an `https://` endpoint, beside Node's own: for a
+   * broker with a self-signed or private certificate. Not used with `fetch`.
+   * @default Node's bundled CAs (and NODE_EXTRA_CA_CERTS)
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
 }
 
 export interface Topic {
@@ -204,7 +210,7 @@ export class SkyrocketClient {
     this.endpoint = new URL(options.endpoint).href.replace(/\/+$/, '');
     this.#apiKey = options.apiKey;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#transport = options.fetch === undefined ? nodeTransport : fetchTransport(options.fetch);
+    this.#transport = options.fetch === undefined ? nodeTransport({ ca: options.ca }) : fetchTransport(options.fetch);
   }
 
   // Topics.
@@ -376,7 +382,7 @@ export class SkyrocketClient {
     try {
       let answer: Answer;
       try {
-        answer = await this.#transport({ method, url: `${this.endpoint}${path}`, headers, body: payload, timeoutMs, signal: options.signal });
+        answer = await this.#transport({ method, base: this.endpoint, path, headers, body: payload, timeoutMs, signal: options.signal });
       } catch (error) {
         throw this.#failure(error, options.signal, timeoutMs);
       }

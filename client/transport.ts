@@ -12,7 +12,10 @@ import * as https from 'node:https';
  */
 export interface Exchange {
   method: string;
-  url: string;
+  /** The endpoint, without a trailing slash: `https://mq.example.com` or `http://host:port/prefix`. */
+  base: string;
+  /** Path and query below the endpoint: `/v1/topics`. */
+  path: string;
   headers: Record<string, string>;
   body?: string | Buffer | undefined;
   timeoutMs: number;
@@ -42,13 +45,33 @@ export type Transport = (exchange: Exchange) => Promise<Answer>;
 // load balancer's idle timeout, so a request never goes out on a socket the other end is closing.
 const agentOptions: http.AgentOptions = { keepAlive: true, timeout: 30_000, scheduling: 'lifo' };
 let httpAgent: http.Agent | undefined;
+let lastBase: string | undefined;
+let lastParsed: URL | undefined;
+
+/** The endpoint parsed once, not per request (a client talks to one endpoint). */
+function parsedBase(base: string): URL {
+  if (base !== lastBase || lastParsed === undefined) {
+    lastParsed = new URL(base);
+    lastBase = base;
+  }
+  return lastParsed;
+}
 let httpsAgent: https.Agent | undefined;
 
-export const nodeTransport: Transport = (x) =>
-  new Promise<Answer>((resolve, reject) => {
-    const url = new URL(x.url);
+/**
+ * The node:http transport. Clients share one keep-alive agent per protocol; a client that trusts
+ * its own certificate authorities (`ca`) gets an HTTPS agent of its own.
+ */
+export function nodeTransport(options: { ca?: string | Buffer | Array<string | Buffer> | undefined } = {}): Transport {
+  const ownHttps = options.ca === undefined ? undefined : new https.Agent({ ...agentOptions, ca: options.ca });
+  return (x) => exchange(x, ownHttps);
+}
+
+function exchange(x: Exchange, ownHttps: https.Agent | undefined): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    const url = parsedBase(x.base);
     const secure = url.protocol === 'https:';
-    const agent = secure ? (httpsAgent ??= new https.Agent(agentOptions)) : (httpAgent ??= new http.Agent(agentOptions));
+    const agent = secure ? (ownHttps ?? (httpsAgent ??= new https.Agent(agentOptions))) : (httpAgent ??= new http.Agent(agentOptions));
     const headers: Record<string, string | number> = { ...x.headers };
     if (x.body !== undefined) headers['content-length'] = typeof x.body === 'string' ? Buffer.byteLength(x.body) : x.body.length;
     let settled = false;
@@ -61,7 +84,7 @@ export const nodeTransport: Transport = (x) =>
       else resolve(answer as Answer);
     };
     const req = (secure ? https : http).request(
-      { protocol: url.protocol, hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method: x.method, headers, agent },
+      { protocol: url.protocol, hostname: url.hostname, port: url.port, path: `${url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, '')}${x.path}`, method: x.method, headers, agent },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -100,6 +123,7 @@ export const nodeTransport: Transport = (x) =>
     }
     req.end(x.body);
   });
+}
 
 /** A transport over a `fetch` function. */
 export function fetchTransport(fetchFn: typeof globalThis.fetch): Transport {
@@ -112,7 +136,7 @@ export function fetchTransport(fetchFn: typeof globalThis.fetch): Transport {
     };
     if (x.body !== undefined) init.body = x.body;
     try {
-      const response = await fetchFn(x.url, init);
+      const response = await fetchFn(`${x.base}${x.path}`, init);
       return {
         status: response.status,
         contentType: response.headers.get('content-type') ?? '',

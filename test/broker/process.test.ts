@@ -1,3 +1,4 @@
+import { Producer, SimpleConsumer, SkyrocketClient } from '../../client/index.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
@@ -138,5 +139,25 @@ describe('HTTPS', () => {
       req.end();
     });
     expect(JSON.parse(body)).toEqual({ topics: [] });
+  });
+
+  it('the SDK sends and receives over TLS when told to trust the certificate, and refuses it otherwise', async () => {
+    const options = { endpoint: cluster.url(), apiKey: cluster.adminKey };
+    const client = new SkyrocketClient({ ...options, ca: fs.readFileSync(cert) });
+    await client.createTopic({ name: 'tls-topic', queues: 2 });
+    await client.createGroup({ name: 'tls-group' });
+    const producer = new Producer({ ...options, ca: fs.readFileSync(cert), topic: 'tls-topic' });
+    await Promise.all(['a', 'b', 'c'].map((body) => producer.send(body)));
+    await producer.close();
+    const consumer = new SimpleConsumer({ ...options, ca: fs.readFileSync(cert), group: 'tls-group', topic: 'tls-topic', waitMs: 1000 });
+    const got: string[] = [];
+    for (let i = 0; i < 10 && got.length < 3; i++) {
+      const messages = await consumer.receive(32);
+      got.push(...messages.map((m) => m.bodyText()));
+      if (messages.length > 0) await consumer.ack(messages);
+    }
+    expect(got.sort()).toEqual(['a', 'b', 'c']);
+    const untrusting = new SkyrocketClient(options);
+    await expect(untrusting.listTopics()).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
   });
 });

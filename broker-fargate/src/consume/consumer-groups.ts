@@ -283,6 +283,7 @@ export class ConsumerGroups {
     // Queues another receive is taking from are visited last, once it is done with them.
     const order = Array.from({ length: queues.length }, (_, i) => queues[(start + i) % queues.length] as number);
     const later: number[] = [];
+    const nonce = newNonceSource();
     for (let pass = 0; pass < 2; pass++) {
       const list = pass === 0 ? order : later.splice(0);
       for (let i = 0; i < list.length && out.length < req.max; i++) {
@@ -303,7 +304,7 @@ export class ConsumerGroups {
         let release!: () => void;
         st.released = new Promise<void>((r) => (release = r));
         try {
-          await this.#receiveFrom({ ...req, max: out.length + share }, key, queueId, st, out);
+          await this.#receiveFrom({ ...req, max: out.length + share }, key, queueId, st, out, nonce);
         } finally {
           st.busy = false;
           st.released = undefined;
@@ -314,9 +315,15 @@ export class ConsumerGroups {
     return out;
   }
 
-  async #receiveFrom(req: ReceiveRequest, key: string, queueId: number, st: QueueState, out: Delivery[]): Promise<void> {
+  async #receiveFrom(
+    req: ReceiveRequest,
+    key: string,
+    queueId: number,
+    st: QueueState,
+    out: Delivery[],
+    nonce: () => string,
+  ): Promise<void> {
     const now = this.#now();
-    const nonce = newNonceSource();
     const handleGroup = req.mode === 'BROADCASTING' ? `${req.group}#${req.clientId}` : req.group;
     const maxAttempts = req.maxDeliveryAttempts ?? 16;
     const generation = st.generation;

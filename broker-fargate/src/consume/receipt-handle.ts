@@ -56,9 +56,11 @@ export function encodeReceiptHandle(handle: ReceiptHandle): string {
  * nack, release or change of invisibility) takes a new source.
  */
 export function newNonceSource(): () => string {
-  const stem = randomBytes(12).toString('base64url');
+  // The random stem is drawn on first use: a long poll looks at its queues on every wake and
+  // most looks deliver nothing.
+  let stem: string | undefined;
   let n = 0;
-  return () => `${stem}${(n++).toString(36)}`;
+  return () => `${(stem ??= randomBytes(12).toString('base64url'))}${(n++).toString(36)}`;
 }
 
 function invalid(reason: string): SkyrocketError {
