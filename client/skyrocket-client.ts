@@ -391,7 +391,15 @@ export class SkyrocketClient {
       if (namesFrame(answer.contentType)) {
         try {
           const frame = decodeFrame(answer.body);
-          frame.meta.messages.forEach((m, i) => (m['body'] = frame.bodies[i]));
+          // Fields the frame shares or leaves at their default (core/frame.ts).
+          const topic = frame.meta['topic'];
+          frame.meta.messages.forEach((m, i) => {
+            m['body'] = frame.bodies[i];
+            m['topic'] ??= topic;
+            m['tag'] ??= null;
+            m['keys'] ??= [];
+            m['properties'] ??= {};
+          });
           return frame.meta as T;
         } catch (error) {
           throw new SkyrocketError('INTERNAL_ERROR', `${method} ${path} answered ${status} with a malformed frame`, { cause: error });

@@ -12,6 +12,10 @@ import { SkyrocketError } from './errors.ts';
  *              (other keys: whatever the JSON form of the request or answer has beside "messages")
  *   body    := length:u32 | length bytes                 (one per message, in the same order)
  *
+ * In an answer's meta, a message may leave out a field the whole frame shares or that has its
+ * default: `topic` when the meta's own `topic` names it, `tag` when it has none (null in JSON),
+ * `keys` when empty, `properties` when empty.
+ *
  * Integers are big-endian. Nothing may follow the last body. The media type is
  * `application/vnd.skyrocket.frame`: a client sends it as the content type of a send, and asks
  * for it with `Accept` on a receive; without it, both requests are JSON as before.

@@ -804,7 +804,7 @@ export class Broker {
       if (released > 0) this.#wake(topic);
       this.#log.warn({ group: groupName, topic, count: deliveries.length, released }, 'receiver went away; messages released');
     }
-    sendDeliveries(res, deliveries, namesFrame(req.headers['accept']));
+    sendDeliveries(res, deliveries, namesFrame(req.headers['accept']), topic);
   }
 
   /** Long-polls this broker's queues of the topic until messages come or the deadline passes. */
@@ -1678,6 +1678,32 @@ export function messageJson(m: StoredMessage): Record<string, unknown> {
   return Object.assign(messageMeta(m), bodyJson(m.body));
 }
 
+/**
+ * A delivery in a frame's meta, in the short form core/frame.ts allows: the topic is given once
+ * for the whole frame, and an absent tag, keys or properties are left out.
+ */
+function compactMeta(m: StoredMessage, receiptHandle: string, topic: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    messageId: m.messageId,
+    queueId: m.queueId,
+    queueOffset: m.queueOffset,
+    bornAt: m.bornTimestamp,
+    storedAt: m.storeTimestamp,
+    deliveryAttempt: m.deliveryAttempt,
+    receiptHandle,
+  };
+  if (m.tag !== undefined) out['tag'] = m.tag;
+  if (m.keys.length > 0) out['keys'] = m.keys;
+  for (const _ in m.properties) {
+    out['properties'] = m.properties;
+    break;
+  }
+  if (m.messageGroup !== undefined) out['messageGroup'] = m.messageGroup;
+  if (m.deliverAt !== undefined) out['deliverAt'] = m.deliverAt;
+  if (m.topic !== topic) out['topic'] = m.topic;
+  return out;
+}
+
 /** A message's JSON form without its body: what a frame's meta holds for it. */
 function messageMeta(m: StoredMessage): Record<string, unknown> {
   const out: Record<string, unknown> = {
@@ -1707,7 +1733,12 @@ function deliveryJson(d: Delivery): Record<string, unknown> {
  * Answers a receive: JSON, or a frame when the client asked for one. Deliveries are this broker's
  * own or, from another broker group, already in JSON form.
  */
-function sendDeliveries(res: http.ServerResponse, deliveries: ReadonlyArray<Delivery | Record<string, unknown>>, framed: boolean): void {
+function sendDeliveries(
+  res: http.ServerResponse,
+  deliveries: ReadonlyArray<Delivery | Record<string, unknown>>,
+  framed: boolean,
+  topic: string,
+): void {
   const isLocal = (d: Delivery | Record<string, unknown>): d is Delivery => 'receiptHandle' in d && 'message' in d;
   if (!framed) {
     sendJson(res, 200, { messages: deliveries.map((d) => (isLocal(d) ? deliveryJson(d) : d)) });
@@ -1717,9 +1748,7 @@ function sendDeliveries(res: http.ServerResponse, deliveries: ReadonlyArray<Deli
   const bodies = new Array<Uint8Array>(deliveries.length);
   deliveries.forEach((d, i) => {
     if (isLocal(d)) {
-      const meta = messageMeta(d.message);
-      meta['receiptHandle'] = d.receiptHandle;
-      metas[i] = meta;
+      metas[i] = compactMeta(d.message, d.receiptHandle, topic);
       bodies[i] = d.message.body;
     } else {
       const { body, bodyEncoding, ...meta } = d;
@@ -1727,7 +1756,7 @@ function sendDeliveries(res: http.ServerResponse, deliveries: ReadonlyArray<Deli
       bodies[i] = Buffer.from(String(body), bodyEncoding === 'base64' ? 'base64' : 'utf8');
     }
   });
-  const frame = encodeFrame(metas, bodies);
+  const frame = encodeFrame(metas, bodies, { topic });
   res.writeHead(200, { 'content-type': frameMediaType, 'content-length': frame.length });
   res.end(frame);
 }
