@@ -777,7 +777,10 @@ export class Broker {
     const request = { group, route, max, invisibleMs, tags, sql, clientId: clientId as string | undefined };
 
     const abort = new AbortController();
-    res.on('close', () => abort.abort());
+    // The receiver went away before the answer was written (every answered response closes too).
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const deadline = this.#now() + waitMs;
     let deliveries: Array<Delivery | Record<string, unknown>>;
     if (ctx.internal) {
@@ -1406,7 +1409,9 @@ export class Broker {
     const allowed = (topic: string): boolean =>
       publish === undefined ? authorize(ctx.principal, 'publish', topic) : publish.includes('*') || publish.includes(topic);
     const abort = new AbortController();
-    res.on('close', () => abort.abort());
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const deadline = this.#now() + waitMs;
     const local = (limit: number, until: number, signal: AbortSignal): Promise<Array<Record<string, unknown>>> =>
       this.#stopping ? Promise.resolve([]) : this.transactions.takeChecks(producerGroup, limit, allowed, until, signal).then((c) => c.map(checkJson));

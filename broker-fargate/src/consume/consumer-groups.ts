@@ -79,6 +79,11 @@ interface QueueState {
   popOffset: number;
   inflight: Map<number, InFlight>;
   busy: boolean;
+  /**
+   * No in-flight delivery becomes visible before this (a lower bound: acks only raise the true
+   * minimum). A receive scans the in-flight deliveries for expired ones only once it has passed.
+   */
+  earliestVisibleAt: number;
   /** While busy: resolves when the receive taking from this queue is done with it. */
   released?: Promise<void> | undefined;
   /** Bumped by `setOffset`: a receive that read before the reset must not write its result. */
@@ -150,7 +155,14 @@ export class ConsumerGroups {
       // In-flight deliveries of the previous run become visible now, their attempt kept.
       const inflight = new Map<number, InFlight>();
       for (const [offset, attempt, messageGroup] of q.inflight) inflight.set(offset, { visibleAt: 0, attempt, nonce: '', messageGroup });
-      this.#states.set(q.key, { popOffset: q.popOffset, inflight, busy: false, generation: 0, pending: new Map(q.pending ?? []) });
+      this.#states.set(q.key, {
+        popOffset: q.popOffset,
+        inflight,
+        busy: false,
+        earliestVisibleAt: 0,
+        generation: 0,
+        pending: new Map(q.pending ?? []),
+      });
     }
   }
 
@@ -218,6 +230,7 @@ export class ConsumerGroups {
         popOffset: this.#store.queueRange(topic, queueId).minOffset,
         inflight: new Map(),
         busy: false,
+        earliestVisibleAt: Number.POSITIVE_INFINITY,
         generation: 0,
         pending: new Map(),
       };
@@ -329,7 +342,8 @@ export class ConsumerGroups {
     const generation = st.generation;
     // Deliveries whose invisibility ran out go first, oldest offset first; one that has used up
     // its attempts goes to the dead-letter topic instead.
-    const expired = [...st.inflight].filter(([, f]) => f.visibleAt <= now).sort(([a], [b]) => a - b);
+    const expired =
+      st.earliestVisibleAt > now ? [] : [...st.inflight].filter(([, f]) => f.visibleAt <= now).sort(([a], [b]) => a - b);
     for (const [offset, flight] of expired) {
       if (out.length >= req.max) return;
       const message = await this.#readAt(req.topic, queueId, offset);
@@ -346,7 +360,13 @@ export class ConsumerGroups {
         continue;
       }
       flight.attempt += 1;
-      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
+      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce, st));
+    }
+    if (expired.length > 0 || st.earliestVisibleAt <= now) {
+      // Every expired delivery was handled: the bound is exact again.
+      let earliest = Number.POSITIVE_INFINITY;
+      for (const f of st.inflight.values()) if (f.visibleAt < earliest) earliest = f.visibleAt;
+      st.earliestVisibleAt = earliest;
     }
     // Orderly: message groups with a delivery in flight are blocked; held-back messages of the
     // free groups go next, the earliest of each group first.
@@ -368,7 +388,7 @@ export class ConsumerGroups {
         }
         const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '', messageGroup };
         st.inflight.set(offset, flight);
-        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
+        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce, st));
       }
       for (const messageGroup of st.pending.values()) blocked.add(messageGroup);
     }
@@ -387,12 +407,12 @@ export class ConsumerGroups {
         blocked.add(messageGroup);
         const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '', messageGroup };
         st.inflight.set(message.queueOffset, flight);
-        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
+        out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce, st));
         continue;
       }
       const flight: InFlight = { visibleAt: 0, attempt: message.deliveryAttempt, nonce: '' };
       st.inflight.set(message.queueOffset, flight);
-      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce));
+      out.push(this.#deliver(req, handleGroup, queueId, message, flight, now, nonce, st));
     }
     if (read.nextOffset !== st.popOffset) {
       st.popOffset = read.nextOffset;
@@ -440,8 +460,10 @@ export class ConsumerGroups {
     flight: InFlight,
     now: number,
     nonce: () => string,
+    st: QueueState,
   ): Delivery {
     flight.visibleAt = now + req.invisibleMs;
+    if (flight.visibleAt < st.earliestVisibleAt) st.earliestVisibleAt = flight.visibleAt;
     flight.nonce = nonce();
     this.#dirty = true;
     const handle: ReceiptHandle = {
@@ -492,8 +514,9 @@ export class ConsumerGroups {
    * The handle is used up.
    */
   nack(receiptHandle: unknown, group: string, topic: string, delayMs?: number): number {
-    const { flight } = this.#flightFor(receiptHandle, group, topic);
+    const { st, flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now() + (delayMs ?? retryBackoffMs(flight.attempt));
+    st.earliestVisibleAt = Math.min(st.earliestVisibleAt, flight.visibleAt);
     flight.nonce = newNonceSource()();
     this.#dirty = true;
     return flight.visibleAt;
@@ -504,8 +527,9 @@ export class ConsumerGroups {
    * not counted. The handle is used up.
    */
   release(receiptHandle: unknown, group: string, topic: string): void {
-    const { flight } = this.#flightFor(receiptHandle, group, topic);
+    const { st, flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now();
+    st.earliestVisibleAt = Math.min(st.earliestVisibleAt, flight.visibleAt);
     flight.attempt = Math.max(0, flight.attempt - 1);
     flight.nonce = newNonceSource()();
     this.#dirty = true;
@@ -513,8 +537,9 @@ export class ConsumerGroups {
 
   /** Hides the message for `invisibleMs` from now; returns the handle that replaces the old one. */
   changeInvisibility(receiptHandle: unknown, group: string, topic: string, invisibleMs: number): string {
-    const { handle, flight } = this.#flightFor(receiptHandle, group, topic);
+    const { st, handle, flight } = this.#flightFor(receiptHandle, group, topic);
     flight.visibleAt = this.#now() + invisibleMs;
+    st.earliestVisibleAt = Math.min(st.earliestVisibleAt, flight.visibleAt);
     flight.nonce = newNonceSource()();
     this.#dirty = true;
     return encodeReceiptHandle({ ...handle, nonce: flight.nonce, visibleUntilMs: flight.visibleAt });
@@ -571,7 +596,7 @@ export class ConsumerGroups {
     for (const q of queueIds) {
       const st = this.#states.get(this.#stateKey(group, mode, clientId, topic, q));
       if (st === undefined) continue;
-      for (const f of st.inflight.values()) if (next === undefined || f.visibleAt < next) next = f.visibleAt;
+      if (st.inflight.size > 0 && (next === undefined || st.earliestVisibleAt < next)) next = st.earliestVisibleAt;
     }
     return next;
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { SkyrocketError } from '../../../core/errors.ts';
 
 /**
@@ -60,7 +60,23 @@ export function newNonceSource(): () => string {
   // most looks deliver nothing.
   let stem: string | undefined;
   let n = 0;
-  return () => `${(stem ??= randomBytes(12).toString('base64url'))}${(n++).toString(36)}`;
+  return () => `${(stem ??= randomStem())}${(n++).toString(36)}`;
+}
+
+// Random bytes drawn 3 KiB at a time (one call to the system's generator per 256 stems), each
+// used once.
+const stemBytes = 12;
+const pool = Buffer.alloc(stemBytes * 256);
+let poolAt = pool.length;
+
+function randomStem(): string {
+  if (poolAt === pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const stem = pool.toString('base64url', poolAt, poolAt + stemBytes);
+  poolAt += stemBytes;
+  return stem;
 }
 
 function invalid(reason: string): SkyrocketError {
