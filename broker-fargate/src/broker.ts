@@ -79,6 +79,8 @@ interface ReceiveParams {
   invisibleMs: number;
   tags: ReadonlySet<string> | undefined;
   sql: ((m: StoredMessage) => boolean) | undefined;
+  /** The SQL92 expression behind `sql`, to tell polls with the same filter apart. */
+  sqlExpression?: string | undefined;
   clientId: string | undefined;
 }
 
@@ -116,7 +118,8 @@ export class Broker {
   readonly #now: () => number;
   readonly #server: http.Server;
   readonly #router = new Router();
-  readonly #waiters = new Map<string, Set<() => void>>();
+  /** Long polls waiting per topic; `key` names receives that would take the same messages. */
+  readonly #waiters = new Map<string, Set<{ wake: () => void; key: string | undefined }>>();
   readonly #roundRobin = new Map<string, number>();
   #stopping = false;
   #inflightRequests = 0;
@@ -710,27 +713,44 @@ export class Broker {
   #wake(topic: string): void {
     const waiters = this.#waiters.get(topic);
     if (waiters === undefined) return;
-    this.#waiters.delete(topic);
-    for (const wake of waiters) wake();
+    // Of the polls that would take the same messages (one group, one consumer, one filter), the
+    // longest waiting wakes and the others sleep on: woken together they would split a few
+    // messages into several answers and acks. One that fills its answer wakes the next
+    // (#receiveLocal), and so does one whose receiver went away.
+    const woken = new Set<string>();
+    for (const waiter of [...waiters]) {
+      if (waiter.key !== undefined) {
+        if (woken.has(waiter.key)) continue;
+        woken.add(waiter.key);
+      }
+      waiter.wake();
+    }
   }
 
-  /** Resolves when a message is stored in `topic`, at `untilMs`, or when the signal aborts. */
-  #waitForTopic(topic: string, untilMs: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves when a message is stored in `topic` (see #wake for `key`), at `untilMs`, or when the
+   * signal aborts.
+   */
+  #waitForTopic(topic: string, untilMs: number, signal: AbortSignal, key?: string): Promise<void> {
     return new Promise((resolve) => {
       let waiters = this.#waiters.get(topic);
       if (waiters === undefined) {
         waiters = new Set();
         this.#waiters.set(topic, waiters);
       }
-      const done = (): void => {
-        clearTimeout(timer);
-        waiters!.delete(done);
-        signal.removeEventListener('abort', done);
-        resolve();
+      const waiter = {
+        key,
+        wake: (): void => {
+          clearTimeout(timer);
+          waiters!.delete(waiter);
+          if (waiters!.size === 0 && this.#waiters.get(topic) === waiters) this.#waiters.delete(topic);
+          signal.removeEventListener('abort', waiter.wake);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, Math.max(0, untilMs - this.#now()));
-      signal.addEventListener('abort', done);
-      waiters.add(done);
+      const timer = setTimeout(waiter.wake, Math.max(0, untilMs - this.#now()));
+      signal.addEventListener('abort', waiter.wake);
+      waiters.add(waiter);
     });
   }
 
@@ -749,6 +769,7 @@ export class Broker {
     const filter = body['filter'];
     let tags: ReadonlySet<string> | undefined;
     let sql: ((m: StoredMessage) => boolean) | undefined;
+    let sqlExpression: string | undefined;
     if (filter !== undefined && filter !== null) {
       const type = typeof filter === 'object' ? (filter as Record<string, unknown>)['type'] : undefined;
       const expression = typeof filter === 'object' ? (filter as Record<string, unknown>)['expression'] : undefined;
@@ -759,6 +780,7 @@ export class Broker {
           throw new SkyrocketError('INVALID_FILTER_EXPRESSION', 'a SQL92 filter needs an expression string', { field: 'filter.expression' });
         }
         const compiled = compileSqlFilter(expression);
+        sqlExpression = expression;
         sql = (m) => compiled.matches(sqlFilterProperties(m));
       } else {
         throw new SkyrocketError(
@@ -774,7 +796,7 @@ export class Broker {
     }
     const [group, route] = await Promise.all([this.#directory.group(groupName), this.#directory.topic(topic)]);
     if (!route.readable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not readable`);
-    const request = { group, route, max, invisibleMs, tags, sql, clientId: clientId as string | undefined };
+    const request = { group, route, max, invisibleMs, tags, sql, sqlExpression, clientId: clientId as string | undefined };
 
     const abort = new AbortController();
     // The receiver went away before the answer was written (every answered response closes too).
@@ -817,9 +839,20 @@ export class Broker {
     signal: AbortSignal,
   ): Promise<Delivery[]> {
     const queueIds = this.#localQueues(r.route);
+    // Polls with the same key would take the same messages: a clustering group's consumers that
+    // take from every queue, with the same filter. Consumers with their own queues (clientId)
+    // or their own copy (broadcasting) each need their own wake.
+    const key =
+      r.group.mode === 'CLUSTERING' && r.clientId === undefined
+        ? `${r.group.name}\u0000${r.tags === undefined ? '*' : [...r.tags].sort().join('||')}\u0000${r.sqlExpression ?? ''}`
+        : undefined;
     for (;;) {
       // A stopping broker answers its long polls at once (empty) so the drain does not wait.
-      if (signal.aborted || this.#stopping) return [];
+      if (this.#stopping) return [];
+      if (signal.aborted) {
+        if (key !== undefined) this.#wake(r.route.name); // another poll may take what this one was woken for
+        return [];
+      }
       const got = await this.groups.receive({
         group: r.group.name,
         mode: r.group.mode,
@@ -838,13 +871,14 @@ export class Broker {
         for (const d of got) bytes += d.message.body.length;
         this.metrics.messagesOut.inc({ topic: r.route.name }, got.length);
         this.metrics.bytesOut.inc({ topic: r.route.name }, bytes);
+        if (key !== undefined && got.length >= r.max) this.#wake(r.route.name); // there may be more
         return got;
       }
       const now = this.#now();
       if (now >= deadline) return [];
       const nextVisible = this.groups.nextVisibleAt(r.group.name, r.route.name, queueIds, r.group.mode, r.clientId);
       const until = Math.min(deadline, nextVisible !== undefined && nextVisible > now ? nextVisible : deadline);
-      await this.#waitForTopic(r.route.name, until, signal);
+      await this.#waitForTopic(r.route.name, until, signal, key);
     }
   }
 
