@@ -44,8 +44,11 @@ export const storeDefaults = {
    * less than one more read call, and a topic's queues interleave in the log.
    */
   readSpanAmplificationMax: 16,
-  /** A read for a consumer fetches at least this much of the log, kept for the queues that follow. */
-  readAheadBytes: 2 * 1024 * 1024,
+  /**
+   * A read fetches this much more of the log than its run needs: the runs of a topic's other
+   * queues, read next by the same receive, start a few records later and end a few records later.
+   */
+  readAheadBytes: 64 * 1024,
   /** Stretches of the log kept from recent reads. */
   readSpansKept: 4,
 } as const;
@@ -474,7 +477,8 @@ export class MessageStore {
         j++;
       }
       const last = picked[j - 1]!;
-      const buf = await this.#readRun(first.physicalOffset, last.physicalOffset + last.size - first.physicalOffset);
+      const runBytes = last.physicalOffset + last.size - first.physicalOffset;
+      const buf = await this.#readRun(first.physicalOffset, runBytes, useful < runBytes);
       const view = viewOf(buf);
       for (let k = i; k < j; k++) {
         const p = picked[k]!;
@@ -508,17 +512,20 @@ export class MessageStore {
   /**
    * Reads a run of records. A topic's queues interleave in the log, so a receive that takes from
    * several queues reads the same stretch of the log once per queue: the last few stretches read
-   * are kept (with some read-ahead), and a run inside one of them is sliced from it. Only bytes
+   * for interleaved runs are kept (with some read-ahead), and a run inside one of them is sliced
+   * from it. Only bytes
    * below the dispatched offset are kept: they are whole records and never change.
    */
-  async #readRun(offset: number, length: number): Promise<Buffer> {
+  async #readRun(offset: number, length: number, interleaved: boolean): Promise<Buffer> {
     for (const span of this.#spans) {
       if (offset >= span.offset && offset + length <= span.offset + span.buf.length) {
         return span.buf.subarray(offset - span.offset, offset - span.offset + length);
       }
     }
+    // A run with no other records between its own (one queue written alone) is not worth keeping.
+    if (!interleaved) return this.#log.read(offset, length);
     const stable = this.#dispatchedOffset - offset;
-    const ahead = Math.min(Math.max(length, storeDefaults.readAheadBytes), stable);
+    const ahead = Math.min(length + storeDefaults.readAheadBytes, stable);
     if (ahead <= length) return this.#log.read(offset, length);
     const buf = await this.#log.read(offset, ahead);
     if (buf.length < length) return buf; // the run crossed into the next segment: the caller reads on
