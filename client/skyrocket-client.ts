@@ -357,6 +357,15 @@ export class SkyrocketClient {
     return reply.messages.map((m) => new Message(m));
   }
 
+  /**
+   * A raw REST call, for endpoints without a typed method here (the transaction endpoints that
+   * `TransactionProducer` uses): JSON in, JSON out, the same errors as every other method.
+   * `waitMs` extends the timeout for a long poll.
+   */
+  async call<T>(method: string, path: string, body?: unknown, options: RequestOptions & { waitMs?: number } = {}): Promise<T> {
+    return this.#request<T>(method, path, body, options);
+  }
+
   async #request<T>(
     method: string,
     path: string,

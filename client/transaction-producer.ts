@@ -1,12 +1,11 @@
 import { channel } from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SkyrocketError, isSkyrocketError } from '../core/errors.ts';
+import { SkyrocketError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { clientChannels, publish, type RequestEvent } from './diagnostics.ts';
 import { Message, encodeMessage, type MessageJson, type OutgoingMessage } from './message.ts';
 import { integerOption } from './options.ts';
 import { backoffDelayMs, withRetries, type RetryPolicy } from './retry.ts';
-import { errorFromResponse, type ClientOptions } from './skyrocket-client.ts';
+import { SkyrocketClient, type ClientOptions } from './skyrocket-client.ts';
 
 /** What a local transaction or a checker decides. UNKNOWN leaves the decision to a later check. */
 export type TransactionResolution = 'COMMIT' | 'ROLLBACK' | 'UNKNOWN';
@@ -112,10 +111,8 @@ export const transactionCheckChannel = channel('skyrocket:client:transaction-che
 export class TransactionProducer {
   readonly endpoint: string;
   readonly producerGroup: string;
-  readonly #apiKey: string;
+  readonly #client: SkyrocketClient;
   readonly #topic: string | undefined;
-  readonly #timeoutMs: number;
-  readonly #fetch: typeof globalThis.fetch;
   readonly #checker: TransactionProducerOptions['checker'];
   readonly #checkConcurrency: number;
   readonly #pollWaitMs: number;
@@ -126,15 +123,13 @@ export class TransactionProducer {
   #closed = false;
 
   constructor(options: TransactionProducerOptions) {
-    this.endpoint = new URL(options.endpoint).href.replace(/\/+$/, '');
-    this.#apiKey = options.apiKey;
+    this.#client = new SkyrocketClient(options);
+    this.endpoint = this.#client.endpoint;
     if (typeof options.producerGroup !== 'string' || options.producerGroup === '') {
       throw new SkyrocketError('INVALID_ARGUMENT', 'producerGroup is required', { field: 'producerGroup' });
     }
     this.producerGroup = options.producerGroup;
     this.#topic = options.topic;
-    this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#fetch = options.fetch ?? globalThis.fetch;
     this.#checker = options.checker;
     this.#checkConcurrency = integerOption(options.checkConcurrency, 4, 'checkConcurrency', 1, 1024);
     this.#pollWaitMs = integerOption(options.checkPollWaitMs, 20_000, 'checkPollWaitMs', 0, limits.longPollWaitMaxMs);
@@ -195,9 +190,8 @@ export class TransactionProducer {
     const { topic = this.#topic, ...outgoing } = typeof message === 'string' || message instanceof Uint8Array ? { body: message } : message;
     if (topic === undefined) throw new SkyrocketError('INVALID_ARGUMENT', 'the message names no topic and the producer has none', { field: 'topic' });
     const body = { transactional: true, producerGroup: this.producerGroup, messages: [encodeMessage(outgoing)] };
-    const reply = await withRetries('send', this.#retry, () =>
-      this.#request<{ results: Array<{ messageId: string; transactionId: string; queueId: number }> }>('POST', `/v1/topics/${enc(topic)}/messages`, body),
-    );
+    type HalfResults = { results: Array<{ messageId: string; transactionId: string; queueId: number }> };
+    const reply = await withRetries<HalfResults>('send', this.#retry, () => this.#client.call<HalfResults>('POST', `/v1/topics/${enc(topic)}/messages`, body));
     const result = reply.results[0];
     if (result === undefined) throw new SkyrocketError('INTERNAL_ERROR', 'the broker answered no result for the half message');
     return { ...result, topic };
@@ -205,16 +199,16 @@ export class TransactionProducer {
 
   /** Makes the message visible. Idempotent; fails with TRANSACTION_ALREADY_RESOLVED after a rollback. */
   async commit(transactionId: string): Promise<TransactionStatus> {
-    return withRetries('commit', this.#retry, () => this.#request('POST', `/v1/transactions/${enc(transactionId)}/commit`, {}));
+    return withRetries('commit', this.#retry, () => this.#client.call('POST', `/v1/transactions/${enc(transactionId)}/commit`, {}));
   }
 
   /** Discards the message. Idempotent; fails with TRANSACTION_ALREADY_RESOLVED after a commit. */
   async rollback(transactionId: string): Promise<TransactionStatus> {
-    return withRetries('rollback', this.#retry, () => this.#request('POST', `/v1/transactions/${enc(transactionId)}/rollback`, {}));
+    return withRetries('rollback', this.#retry, () => this.#client.call('POST', `/v1/transactions/${enc(transactionId)}/rollback`, {}));
   }
 
   async getTransaction(transactionId: string): Promise<TransactionStatus> {
-    return this.#request('GET', `/v1/transactions/${enc(transactionId)}?message=false`);
+    return this.#client.call('GET', `/v1/transactions/${enc(transactionId)}?message=false`);
   }
 
   async #pollChecks(signal: AbortSignal): Promise<void> {
@@ -225,7 +219,7 @@ export class TransactionProducer {
       if (signal.aborted) break;
       let checks: Array<Omit<TransactionCheck, 'message'> & { message: MessageJson }>;
       try {
-        const reply = await this.#request<{ checks: Array<Omit<TransactionCheck, 'message'> & { message: MessageJson }> }>(
+        const reply = await this.#client.call<{ checks: Array<Omit<TransactionCheck, 'message'> & { message: MessageJson }> }>(
           'POST',
           `/v1/producer-groups/${enc(this.producerGroup)}/checks`,
           { max: this.#checkConcurrency - this.#checking.size, waitMs: this.#pollWaitMs },
@@ -267,40 +261,6 @@ export class TransactionProducer {
   #report(stage: 'poll' | 'checker' | 'resolve', error: unknown, transactionId?: string): void {
     if (transactionCheckChannel.hasSubscribers) {
       transactionCheckChannel.publish({ producerGroup: this.producerGroup, stage, error, ...(transactionId === undefined ? {} : { transactionId }) });
-    }
-  }
-
-  async #request<T>(method: string, path: string, body?: unknown, options: { signal?: AbortSignal; waitMs?: number } = {}): Promise<T> {
-    const started = performance.now();
-    const timeoutMs = this.#timeoutMs + (options.waitMs ?? 0);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#apiKey}`, accept: 'application/json' };
-    const init: RequestInit = { method, headers, signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]) };
-    if (body !== undefined) {
-      headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    let status: number | undefined;
-    let failure: unknown;
-    try {
-      const response = await this.#fetch(`${this.endpoint}${path}`, init);
-      status = response.status;
-      const text = await response.text();
-      if (!response.ok) throw errorFromResponse(response.status, text);
-      return JSON.parse(text) as T;
-    } catch (error) {
-      if (isSkyrocketError(error)) failure = error;
-      else if (options.signal?.aborted === true) failure = options.signal.reason;
-      else if (timeout.aborted) failure = new SkyrocketError('REQUEST_TIMEOUT', `${this.endpoint} did not answer within ${timeoutMs} ms`, { cause: error });
-      else failure = new SkyrocketError('SERVICE_UNAVAILABLE', `could not reach ${this.endpoint}: ${(error as Error).message}`, { cause: error });
-      throw failure;
-    } finally {
-      if (clientChannels.request.hasSubscribers) {
-        const event: RequestEvent = { method, path, durationMs: performance.now() - started };
-        if (status !== undefined) event.status = status;
-        if (failure !== undefined) event.error = failure;
-        publish(clientChannels.request, event);
-      }
     }
   }
 }
