@@ -79,7 +79,7 @@ export const shortName: Record<SystemName, string> = {
 /** What each system has done with a message when it acknowledges it. */
 export const durability: Record<SystemName, string> = {
   skyrocket:
-    'acks a send after the batch is written to the commit log and fdatasync-ed (`sync` flush, the default); one broker, no replica (in the cloud the default also waits for a follower)',
+    'acks a send after the batch is durable in the commit log (`sync` flush, the default: the segment being written is opened with O_DSYNC, so each group-commit write returns once its bytes are on disk, as write + fdatasync); one broker, no replica (replication between broker replicas is not built yet)',
   redis: '`appendonly yes`, `appendfsync always`: Redis writes and fsyncs the AOF before it answers the commands of an event-loop turn',
   rabbitmq:
     'quorum queue (Raft, one member here) with publisher confirms: the confirm comes after the entry is in the Ra write-ahead log and fsync-ed',
