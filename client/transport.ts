@@ -45,17 +45,6 @@ export type Transport = (exchange: Exchange) => Promise<Answer>;
 // load balancer's idle timeout, so a request never goes out on a socket the other end is closing.
 const agentOptions: http.AgentOptions = { keepAlive: true, timeout: 30_000, scheduling: 'lifo' };
 let httpAgent: http.Agent | undefined;
-let lastBase: string | undefined;
-let lastParsed: URL | undefined;
-
-/** The endpoint parsed once, not per request (a client talks to one endpoint). */
-function parsedBase(base: string): URL {
-  if (base !== lastBase || lastParsed === undefined) {
-    lastParsed = new URL(base);
-    lastBase = base;
-  }
-  return lastParsed;
-}
 let httpsAgent: https.Agent | undefined;
 
 /**
@@ -64,12 +53,20 @@ let httpsAgent: https.Agent | undefined;
  */
 export function nodeTransport(options: { ca?: string | Buffer | Array<string | Buffer> | undefined } = {}): Transport {
   const ownHttps = options.ca === undefined ? undefined : new https.Agent({ ...agentOptions, ca: options.ca });
-  return (x) => exchange(x, ownHttps);
+  // The endpoint parsed once, not per request (a client talks to one endpoint).
+  let base: string | undefined;
+  let url: URL | undefined;
+  return (x) => {
+    if (x.base !== base || url === undefined) {
+      url = new URL(x.base);
+      base = x.base;
+    }
+    return exchange(x, url, ownHttps);
+  };
 }
 
-function exchange(x: Exchange, ownHttps: https.Agent | undefined): Promise<Answer> {
+function exchange(x: Exchange, url: URL, ownHttps: https.Agent | undefined): Promise<Answer> {
   return new Promise<Answer>((resolve, reject) => {
-    const url = parsedBase(x.base);
     const secure = url.protocol === 'https:';
     const agent = secure ? (ownHttps ?? (httpsAgent ??= new https.Agent(agentOptions))) : (httpAgent ??= new http.Agent(agentOptions));
     const headers: Record<string, string | number> = { ...x.headers };

@@ -25,7 +25,7 @@ import { openApiDocument } from './api/openapi.ts';
 import type { BrokerConfig } from './config.ts';
 import { ConsumerGroups, type Delivery } from './consume/consumer-groups.ts';
 import { DeadLetters } from './consume/dead-letters.ts';
-import { parseReceiptHandle } from './consume/receipt-handle.ts';
+import { parseReceiptHandle, type ReceiptHandle } from './consume/receipt-handle.ts';
 import { authorize, type Action, type Directory, type GroupInfo, type Principal, type TopicRoute } from './directory.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { MessageStore, type RecordInput } from './store/index.ts';
@@ -831,8 +831,9 @@ export class Broker {
       for (const d of deliveries) {
         const handle = (d as { receiptHandle?: unknown }).receiptHandle;
         try {
-          if (parseReceiptHandle(handle).brokerGroup === this.config.brokerGroup) {
-            this.groups.release(handle, groupName, topic);
+          const parsed = parseReceiptHandle(handle);
+          if (parsed.brokerGroup === this.config.brokerGroup) {
+            this.groups.release(handle, groupName, topic, parsed);
             released++;
           }
         } catch {
@@ -956,8 +957,8 @@ export class Broker {
     const topic = validateTopicName(body['topic']);
     const handles = handleList(body);
     await this.#directory.group(group);
-    const { done, failed } = await this.#perHandle(ctx, group, 'ack', { topic }, handles, 'acked', (handle) => {
-      this.groups.ack(handle, group, topic);
+    const { done, failed } = await this.#perHandle(ctx, group, 'ack', { topic }, handles, 'acked', (handle, parsed) => {
+      this.groups.ack(handle, group, topic, parsed);
       return handle as string;
     });
     sendJson(res, 200, { acked: done, failed });
@@ -976,7 +977,7 @@ export class Broker {
     body: Record<string, unknown>,
     handles: readonly unknown[],
     resultKey: string,
-    local: (handle: unknown) => T,
+    local: (handle: unknown, parsed: ReceiptHandle) => T,
   ): Promise<{ done: T[]; failed: HandleFailure[] }> {
     const done: T[] = [];
     const failed: HandleFailure[] = [];
@@ -989,7 +990,7 @@ export class Broker {
           remote.set(parsed.brokerGroup, [...(remote.get(parsed.brokerGroup) ?? []), handle]);
           continue;
         }
-        done.push(local(handle));
+        done.push(local(handle, parsed));
       } catch (error) {
         const e = toSkyrocketError(error);
         failed.push({ receiptHandle: handle, code: e.code, message: e.message });
@@ -1050,9 +1051,9 @@ export class Broker {
       throw new SkyrocketError('ILLEGAL_INVISIBLE_TIME', `delayMs must be an integer from 0 to ${limits.invisibleMaxMs}`, { field: 'delayMs' });
     }
     await this.#directory.group(group);
-    const { done, failed } = await this.#perHandle(ctx, group, 'nack', body, handles, 'nacked', (handle) => ({
+    const { done, failed } = await this.#perHandle(ctx, group, 'nack', body, handles, 'nacked', (handle, parsed) => ({
       receiptHandle: handle as string,
-      visibleAt: this.groups.nack(handle, group, topic, delayMs as number | undefined),
+      visibleAt: this.groups.nack(handle, group, topic, delayMs as number | undefined, parsed),
     }));
     if (done.length > 0) this.#wake(topic);
     sendJson(res, 200, { nacked: done, failed });
@@ -1744,48 +1745,30 @@ export function messageJson(m: StoredMessage): Record<string, unknown> {
 }
 
 /**
- * A delivery in a frame's meta, in the short form core/frame.ts allows: the topic is given once
- * for the whole frame, and an absent tag, keys or properties are left out.
+ * A message's JSON form without its body: what a frame's meta holds for it. Given the frame's
+ * topic, the short form core/frame.ts allows for answers: the topic left out when it is the
+ * frame's, and an absent tag, keys or properties left out.
  */
-function compactMeta(m: StoredMessage, receiptHandle: string, topic: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    messageId: m.messageId,
-    queueId: m.queueId,
-    queueOffset: m.queueOffset,
-    bornAt: m.bornTimestamp,
-    storedAt: m.storeTimestamp,
-    deliveryAttempt: m.deliveryAttempt,
-    receiptHandle,
-  };
-  if (m.tag !== undefined) out['tag'] = m.tag;
-  if (m.keys.length > 0) out['keys'] = m.keys;
-  for (const _ in m.properties) {
-    out['properties'] = m.properties;
-    break;
-  }
+function messageMeta(m: StoredMessage, frameTopic?: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { messageId: m.messageId };
+  const short = frameTopic !== undefined;
+  if (!short || m.topic !== frameTopic) out['topic'] = m.topic;
+  if (!short || m.tag !== undefined) out['tag'] = m.tag ?? null;
+  if (!short || m.keys.length > 0) out['keys'] = m.keys;
+  if (!short || !isEmpty(m.properties)) out['properties'] = m.properties;
+  out['queueId'] = m.queueId;
+  out['queueOffset'] = m.queueOffset;
+  out['bornAt'] = m.bornTimestamp;
+  out['storedAt'] = m.storeTimestamp;
+  out['deliveryAttempt'] = m.deliveryAttempt;
   if (m.messageGroup !== undefined) out['messageGroup'] = m.messageGroup;
   if (m.deliverAt !== undefined) out['deliverAt'] = m.deliverAt;
-  if (m.topic !== topic) out['topic'] = m.topic;
   return out;
 }
 
-/** A message's JSON form without its body: what a frame's meta holds for it. */
-function messageMeta(m: StoredMessage): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    messageId: m.messageId,
-    topic: m.topic,
-    tag: m.tag ?? null,
-    keys: m.keys,
-    properties: m.properties,
-    queueId: m.queueId,
-    queueOffset: m.queueOffset,
-    bornAt: m.bornTimestamp,
-    storedAt: m.storeTimestamp,
-    deliveryAttempt: m.deliveryAttempt,
-  };
-  if (m.messageGroup !== undefined) out['messageGroup'] = m.messageGroup;
-  if (m.deliverAt !== undefined) out['deliverAt'] = m.deliverAt;
-  return out;
+function isEmpty(record: Record<string, string>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 function deliveryJson(d: Delivery): Record<string, unknown> {
@@ -1813,7 +1796,9 @@ function sendDeliveries(
   const bodies = new Array<Uint8Array>(deliveries.length);
   deliveries.forEach((d, i) => {
     if (isLocal(d)) {
-      metas[i] = compactMeta(d.message, d.receiptHandle, topic);
+      const meta = messageMeta(d.message, topic);
+      meta['receiptHandle'] = d.receiptHandle;
+      metas[i] = meta;
       bodies[i] = d.message.body;
     } else {
       const { body, bodyEncoding, ...meta } = d;

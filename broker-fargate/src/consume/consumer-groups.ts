@@ -479,8 +479,12 @@ export class ConsumerGroups {
     return { message, receiptHandle: encodeReceiptHandle(handle) };
   }
 
-  #flightFor(text: unknown, group: string, topic: string): { st: QueueState; handle: ReceiptHandle; flight: InFlight } {
-    const handle = parseReceiptHandle(text);
+  #flightFor(
+    text: unknown,
+    group: string,
+    topic: string,
+    handle: ReceiptHandle = parseReceiptHandle(text),
+  ): { st: QueueState; handle: ReceiptHandle; flight: InFlight } {
     const hash = handle.group.indexOf('#');
     const baseGroup = hash < 0 ? handle.group : handle.group.slice(0, hash);
     if (baseGroup !== group || handle.topic !== topic) {
@@ -502,8 +506,8 @@ export class ConsumerGroups {
   }
 
   /** Ends a delivery. Throws INVALID_RECEIPT_HANDLE for a forged, expired or used handle. */
-  ack(receiptHandle: unknown, group: string, topic: string): void {
-    const { st, handle } = this.#flightFor(receiptHandle, group, topic);
+  ack(receiptHandle: unknown, group: string, topic: string, parsed?: ReceiptHandle): void {
+    const { st, handle } = this.#flightFor(receiptHandle, group, topic, parsed);
     st.inflight.delete(handle.queueOffset);
     this.#dirty = true;
   }
@@ -513,8 +517,8 @@ export class ConsumerGroups {
    * backoff for the attempt it was (RocketMQ's 10 s, 30 s, 1 m, … 2 h), or after `delayMs`.
    * The handle is used up.
    */
-  nack(receiptHandle: unknown, group: string, topic: string, delayMs?: number): number {
-    const { st, flight } = this.#flightFor(receiptHandle, group, topic);
+  nack(receiptHandle: unknown, group: string, topic: string, delayMs?: number, parsed?: ReceiptHandle): number {
+    const { st, flight } = this.#flightFor(receiptHandle, group, topic, parsed);
     flight.visibleAt = this.#now() + (delayMs ?? retryBackoffMs(flight.attempt));
     st.earliestVisibleAt = Math.min(st.earliestVisibleAt, flight.visibleAt);
     flight.nonce = newNonceSource()();
@@ -526,8 +530,8 @@ export class ConsumerGroups {
    * Undoes a delivery nobody received: the message is visible again at once and the attempt is
    * not counted. The handle is used up.
    */
-  release(receiptHandle: unknown, group: string, topic: string): void {
-    const { st, flight } = this.#flightFor(receiptHandle, group, topic);
+  release(receiptHandle: unknown, group: string, topic: string, parsed?: ReceiptHandle): void {
+    const { st, flight } = this.#flightFor(receiptHandle, group, topic, parsed);
     flight.visibleAt = this.#now();
     st.earliestVisibleAt = Math.min(st.earliestVisibleAt, flight.visibleAt);
     flight.attempt = Math.max(0, flight.attempt - 1);

@@ -99,23 +99,8 @@ function namesOf(prefix: string): [string, string, string] {
   return lastParsedNames;
 }
 
-let lastText: string | undefined;
-let lastHandle: ReceiptHandle | undefined;
-
-/**
- * Reads a handle's fields; throws INVALID_RECEIPT_HANDLE for anything that is not a handle. The
- * result is frozen: an ack parses each handle twice (to route it, then to act on it), and the
- * second parse of the same text returns the first one's result.
- */
+/** Reads a handle's fields; throws INVALID_RECEIPT_HANDLE for anything that is not a handle. */
 export function parseReceiptHandle(text: unknown): ReceiptHandle {
-  if (text === lastText && lastHandle !== undefined) return lastHandle;
-  const handle = Object.freeze(parseFresh(text));
-  lastText = text as string;
-  lastHandle = handle;
-  return handle;
-}
-
-function parseFresh(text: unknown): ReceiptHandle {
   if (typeof text !== 'string' || text.length === 0 || text.length > 4096) throw invalid('not a handle');
   const parts = text.split('.');
   if (parts.length !== 6 || parts[0] !== version) throw invalid('unknown layout');

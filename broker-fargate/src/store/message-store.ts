@@ -597,6 +597,15 @@ export class MessageStore {
    */
   async getByUniqueKey(messageId: string, max = 16): Promise<StoredMessage[]> {
     const offsets = this.#index.lookup(uniqueKeyIndexTopic, messageId, 0, Number.MAX_SAFE_INTEGER, max * 4);
+    // A hash collision finds another record; `messageId` is its UNIQ_KEY only if it was stored again.
+    return this.#readHits(offsets, max, (m, offset) => m.messageId === messageId && encodeMessageId(this.#o.brokerId, offset) !== messageId);
+  }
+
+  /**
+   * Reads the records a key-index lookup found, keeping up to `max` that `accept` confirms (the
+   * index stores hashes, so a hit may be another key's record).
+   */
+  async #readHits(offsets: readonly number[], max: number, accept: (m: StoredMessage, offset: number) => boolean): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     for (const offset of offsets) {
       if (out.length >= max) break;
@@ -606,10 +615,7 @@ export class MessageStore {
       } catch {
         continue; // a damaged record is never served; the index may outlive it
       }
-      // A hash collision finds another record; `messageId` is its UNIQ_KEY only if it was stored again.
-      if (message === undefined || message.messageId !== messageId) continue;
-      if (encodeMessageId(this.#o.brokerId, offset) === messageId) continue;
-      out.push(message);
+      if (message !== undefined && accept(message, offset)) out.push(message);
     }
     return out;
   }
@@ -624,20 +630,11 @@ export class MessageStore {
     const toMs = options.toMs ?? Number.MAX_SAFE_INTEGER;
     const max = options.max ?? 64;
     const offsets = this.#index.lookup(topic, key, fromMs, toMs, max * 4);
-    const out: StoredMessage[] = [];
-    for (const offset of offsets) {
-      if (out.length >= max) break;
-      let message: StoredMessage | undefined;
-      try {
-        message = await this.getByOffset(offset);
-      } catch {
-        continue; // a damaged record is never served; the index may outlive it
-      }
-      if (message === undefined || message.topic !== topic || !message.keys.includes(key)) continue;
-      if (message.storeTimestamp < fromMs || message.storeTimestamp > toMs) continue;
-      out.push(message);
-    }
-    return out;
+    return this.#readHits(
+      offsets,
+      max,
+      (m) => m.topic === topic && m.keys.includes(key) && m.storeTimestamp >= fromMs && m.storeTimestamp <= toMs,
+    );
   }
 
   /** The queue's retained range: [minOffset, maxOffset). */
