@@ -18,6 +18,7 @@
  *   --backlog 1000000       --window 1000         --skyrocket-receivers 2
  *   --skyrocket-serial single|coalesce            --skip-install     --print-only
  *   --out bench/results     --max-minutes 150     --tmp-dir <dir>
+ *   --workloads windowed,serial,e2e,catchup   (default all)
  *   --render bench/results/peers-<date>.json   (no measuring: writes that run's .md and .svg again)
  */
 import { execFileSync } from 'node:child_process';
@@ -30,7 +31,7 @@ import { systems as allSystems, type SystemName } from './peers/clients.ts';
 import { installPeers } from './peers/install.ts';
 import { checkTargets, renderMarkdown, summarize } from './peers/report.ts';
 import { killAllStarted, peerVersions, startServer, type RunningServer } from './peers/servers.ts';
-import { runWorkloads, type Plan, type SystemRun } from './peers/workloads.ts';
+import { runWorkloads, workloadNames, type Plan, type SystemRun, type WorkloadName } from './peers/workloads.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     'max-minutes': { type: 'string' },
     'tmp-dir': { type: 'string' },
     render: { type: 'string' },
+    workloads: { type: 'string' },
   },
   strict: true,
 });
@@ -96,6 +98,16 @@ const plan: Plan = {
   },
   consumer: { window: Math.min(window, 1024), skyrocketReceivers: numberArg('skyrocket-receivers', 2, 1, 64) },
   skyrocketSerialMode: serialMode,
+  workloads:
+    args.workloads === undefined
+      ? undefined
+      : new Set(
+          args.workloads.split(',').map((w) => {
+            const name = w.trim() as WorkloadName;
+            if (!workloadNames.includes(name)) throw new Error(`--workloads: unknown workload ${w}; choose from ${workloadNames.join(', ')}`);
+            return name;
+          }),
+        ),
 };
 const maxMinutes = numberArg('max-minutes', quick ? 5 : 150, 1, 600);
 const outDir = path.resolve(args.out ?? path.join(root, 'bench/results'));

@@ -1,5 +1,6 @@
 import { SkyrocketError, isErrorCode, isSkyrocketError, type ErrorCode } from '../core/errors.ts';
 import type { MessageType } from '../core/message.ts';
+import { decodeDeliveries, deliveriesMediaType, namesDeliveries } from '../core/delivery-frame.ts';
 import { decodeFrame, encodeFrame, frameMediaType, namesFrame } from '../core/frame.ts';
 import { clientChannels, publish, type RequestEvent } from './diagnostics.ts';
 import {
@@ -12,6 +13,9 @@ import {
   type SendResult,
 } from './message.ts';
 import { ExchangeFailure, fetchTransport, nodeTransport, type Answer, type Transport } from './transport.ts';
+
+/** A receive asks for the binary deliveries first; a broker without them answers a frame or JSON. */
+const receiveAccept = `${deliveriesMediaType}, ${frameMediaType}, application/json`;
 
 export interface ClientOptions {
   /** Base URL of any broker or of the load balancer in front of them: `https://mq.example.com`. */
@@ -376,7 +380,7 @@ export class SkyrocketClient {
     const timeoutMs = this.#timeoutMs + (options.waitMs ?? 0);
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.#apiKey}`,
-      accept: options.acceptFrame === true ? `${frameMediaType}, application/json` : 'application/json',
+      accept: options.acceptFrame === true ? receiveAccept : 'application/json',
     };
     let payload: string | Buffer | undefined;
     if (options.frame !== undefined) {
@@ -397,6 +401,13 @@ export class SkyrocketClient {
       }
       status = answer.status;
       if (status < 200 || status >= 300) throw errorFromResponse(status, answer.body.toString('utf8'));
+      if (namesDeliveries(answer.contentType)) {
+        try {
+          return decodeDeliveries(answer.body) as T;
+        } catch (error) {
+          throw new SkyrocketError('INTERNAL_ERROR', `${method} ${path} answered ${status} with malformed deliveries`, { cause: error });
+        }
+      }
       if (namesFrame(answer.contentType)) {
         try {
           const frame = decodeFrame(answer.body);

@@ -39,7 +39,12 @@ export interface Plan {
   consumer: ConsumerOptions;
   /** Skyrocket's serial publish: each message its own request (`single`) or through the batcher (`coalesce`). */
   skyrocketSerialMode: 'coalesce' | 'single';
+  /** The workloads to run (all by default): for looking at one before and after a change. */
+  workloads?: ReadonlySet<WorkloadName>;
 }
+
+export const workloadNames = ['windowed', 'serial', 'e2e', 'catchup'] as const;
+export type WorkloadName = (typeof workloadNames)[number];
 
 /** A result with the server's CPU seconds over the workload (and the worker's own, `clientCpuSeconds`). */
 export type WithCpu<T> = T & { serverCpuSeconds: number; clientCpuSeconds?: number };
@@ -175,7 +180,8 @@ export async function runWorkloads(
     return { ...value, serverCpuSeconds: round2(meter.cpuSeconds() - before) };
   };
   /** Creates the destination, runs `fn` on it, deletes it; records a failure under `name`. */
-  const workload = async (name: string, fn: (destination: string) => Promise<void>): Promise<void> => {
+  const workload = async (name: WorkloadName, fn: (destination: string) => Promise<void>): Promise<void> => {
+    if (plan.workloads !== undefined && !plan.workloads.has(name)) return;
     const destination = `bench-${name}-${repetition}`;
     log(`  ${server.system} #${repetition + 1}: ${name}`);
     try {

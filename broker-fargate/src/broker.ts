@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import { SkyrocketError, isErrorCode } from '../../core/errors.ts';
 import { decodeFrame, encodeFrame, frameMediaType, namesFrame, type Frame } from '../../core/frame.ts';
+import { deliveriesMediaType, encodeDeliveries, namesDeliveries, type DeliveryFields } from '../../core/delivery-frame.ts';
 import { limits } from '../../core/limits.ts';
 import { decodeMessageId } from '../../core/message-id.ts';
 import type { MessageInput, StoredMessage } from '../../core/message.ts';
@@ -20,6 +21,7 @@ import {
   validateTopicName,
   validateWaitMs,
 } from '../../core/validate.ts';
+import { BufferPool } from './api/buffer-pool.ts';
 import { readBody, readJson, Router, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
 import { openApiDocument } from './api/openapi.ts';
 import type { BrokerConfig } from './config.ts';
@@ -843,7 +845,7 @@ export class Broker {
       if (released > 0) this.#wake(topic);
       this.#log.warn({ group: groupName, topic, count: deliveries.length, released }, 'receiver went away; messages released');
     }
-    sendDeliveries(res, deliveries, namesFrame(req.headers['accept']), topic);
+    sendDeliveries(res, deliveries, answerForm(req.headers['accept']), topic);
   }
 
   /** Long-polls this broker's queues of the topic until messages come or the deadline passes. */
@@ -1777,19 +1779,40 @@ function deliveryJson(d: Delivery): Record<string, unknown> {
   return out;
 }
 
+/** How a receive answer is written: as the client's Accept header asks, the binary form first. */
+type AnswerForm = 'json' | 'frame' | 'deliveries';
+
+function answerForm(accept: string | undefined): AnswerForm {
+  if (namesDeliveries(accept)) return 'deliveries';
+  return namesFrame(accept) ? 'frame' : 'json';
+}
+
+/** Buffers of binary receive answers, reused once written (see BufferPool). */
+const answerBuffers = new BufferPool();
+
 /**
- * Answers a receive: JSON, or a frame when the client asked for one. Deliveries are this broker's
- * own or, from another broker group, already in JSON form.
+ * Answers a receive in the form the client asked for: JSON, the frame of core/frame.ts, or the
+ * binary deliveries of core/delivery-frame.ts. Deliveries are this broker's own or, from another
+ * broker group, already in JSON form.
  */
 function sendDeliveries(
   res: http.ServerResponse,
   deliveries: ReadonlyArray<Delivery | Record<string, unknown>>,
-  framed: boolean,
+  form: AnswerForm,
   topic: string,
 ): void {
   const isLocal = (d: Delivery | Record<string, unknown>): d is Delivery => 'receiptHandle' in d && 'message' in d;
-  if (!framed) {
+  if (form === 'json') {
     sendJson(res, 200, { messages: deliveries.map((d) => (isLocal(d) ? deliveryJson(d) : d)) });
+    return;
+  }
+  if (form === 'deliveries') {
+    const fields = deliveries.map((d) => (isLocal(d) ? deliveryFields(d) : deliveryFieldsOfJson(d)));
+    let taken: Buffer | undefined;
+    const answer = encodeDeliveries(topic, fields, (bytes) => (taken = answerBuffers.acquire(bytes)));
+    res.writeHead(200, { 'content-type': deliveriesMediaType, 'content-length': answer.length });
+    // Back to the pool once written to the socket; an answer cut short keeps its buffer.
+    res.end(answer, () => answerBuffers.release(taken as Buffer));
     return;
   }
   const metas = new Array<Record<string, unknown>>(deliveries.length);
@@ -1809,6 +1832,35 @@ function sendDeliveries(
   const frame = encodeFrame(metas, bodies, { topic });
   res.writeHead(200, { 'content-type': frameMediaType, 'content-length': frame.length });
   res.end(frame);
+}
+
+function deliveryFields(d: Delivery): DeliveryFields {
+  const m = d.message;
+  return {
+    messageId: m.messageId,
+    topic: m.topic,
+    tag: m.tag,
+    keys: m.keys,
+    properties: m.properties,
+    queueId: m.queueId,
+    queueOffset: m.queueOffset,
+    bornAt: m.bornTimestamp,
+    storedAt: m.storeTimestamp,
+    deliveryAttempt: m.deliveryAttempt,
+    messageGroup: m.messageGroup,
+    deliverAt: m.deliverAt,
+    receiptHandle: d.receiptHandle,
+    body: m.body,
+  };
+}
+
+/** A delivery another broker group answered in JSON (see deliveryJson), for the binary form. */
+function deliveryFieldsOfJson(d: Record<string, unknown>): DeliveryFields {
+  const { body, bodyEncoding, ...rest } = d;
+  return {
+    ...(rest as unknown as Omit<DeliveryFields, 'body'>),
+    body: Buffer.from(String(body), bodyEncoding === 'base64' ? 'base64' : 'utf8'),
+  };
 }
 
 function topicJson(t: TopicRoute): Record<string, unknown> {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeDeliveries, deliveriesMediaType, type DecodedDelivery } from '../../core/delivery-frame.ts';
 import { decodeFrame, encodeFrame, frameMediaType } from '../../core/frame.ts';
 import { api, TestCluster } from './cluster.ts';
 
@@ -99,6 +100,55 @@ describe('frames', () => {
     expect(ack.status, JSON.stringify(ack.json)).toBe(200);
     expect(ack.json.acked).toHaveLength(8);
     expect(ack.json.failed).toEqual([]);
+  });
+
+  it('a receive that accepts binary deliveries gets every field and body, also from the other broker group', async () => {
+    const binary = Buffer.from([0, 0xff, 0x80, 10]);
+    const ids = new Map<string, 'text' | 'binary'>();
+    for (const broker of [0, 1, 0, 1]) {
+      const reply = await api(cluster.url(broker), cluster.adminKey, 'POST', '/v1/topics/framed/messages', {
+        messages: [
+          { body: 'héllo', tag: 'a', keys: ['k1', 'k2'], properties: { p: 'ü' } },
+          { body: binary.toString('base64'), bodyEncoding: 'base64' },
+        ],
+      });
+      expect(reply.status, JSON.stringify(reply.json)).toBe(200);
+      ids.set(reply.json.results[0].messageId, 'text');
+      ids.set(reply.json.results[1].messageId, 'binary');
+    }
+    const got: DecodedDelivery[] = [];
+    for (let round = 0; round < 20 && got.length < 8; round++) {
+      const reply = await raw(round % 2, 'POST', '/v1/groups/framed-group/receive', JSON.stringify({ topic: 'framed', max: 32, waitMs: 0 }), {
+        'content-type': 'application/json',
+        accept: `${deliveriesMediaType}, ${frameMediaType}, application/json`,
+      });
+      expect(reply.status, reply.body.toString()).toBe(200);
+      expect(reply.contentType).toBe(deliveriesMediaType);
+      const answer = decodeDeliveries(reply.body);
+      expect(answer.topic).toBe('framed');
+      got.push(...answer.messages);
+    }
+    expect(got.map((d) => d.messageId).sort()).toEqual([...ids.keys()].sort());
+    for (const d of got) {
+      expect(d.topic).toBe('framed');
+      expect(d.deliveryAttempt).toBe(1);
+      expect(d.queueId).toBeGreaterThanOrEqual(0);
+      expect(d.queueOffset).toBeGreaterThanOrEqual(0);
+      expect(d.storedAt).toBeGreaterThanOrEqual(d.bornAt);
+      if (ids.get(d.messageId) === 'text') {
+        expect(d.body.toString('utf8')).toBe('héllo');
+        expect([d.tag, d.keys, d.properties]).toEqual(['a', ['k1', 'k2'], { p: 'ü' }]);
+      } else {
+        expect(d.body.equals(binary)).toBe(true);
+        expect([d.tag, d.keys, d.properties]).toEqual([null, [], {}]);
+      }
+    }
+    const ack = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/ack', {
+      topic: 'framed',
+      receiptHandles: got.map((d) => d.receiptHandle),
+    });
+    expect(ack.status, JSON.stringify(ack.json)).toBe(200);
+    expect(ack.json.acked).toHaveLength(8);
   });
 
   it('without Accept: frame, a receive answers JSON as before', async () => {

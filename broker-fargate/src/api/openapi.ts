@@ -7,6 +7,7 @@
  * from the checks the broker runs. Error responses are grouped by the HTTP status that
  * `core/errors.ts` gives each code, so a code can never be listed under the wrong status.
  */
+import { deliveriesMediaType } from '../../../core/delivery-frame.ts';
 import { frameMediaType } from '../../../core/frame.ts';
 import { STATUS_CODES } from 'node:http';
 import { errorCodes, type ErrorCode } from '../../../core/errors.ts';
@@ -152,6 +153,14 @@ function frameDescription(schemaName: string): string {
     'out), then one body per message, each a big-endian u32 length and the bytes themselves.'
   );
 }
+const deliveriesDescription =
+  'The binary form of `ReceiveResult` (core/delivery-frame.ts), all integers big-endian: the 4 bytes ' +
+  '`SKD1`, a u32 count, the topic (u16 length + UTF-8), then per message: a u8 of flags, queueId u32, ' +
+  'queueOffset, bornAt and storedAt as u64, deliveryAttempt u32, messageId and receiptHandle (u16 ' +
+  'length + UTF-8 each); then, as the flags say, its topic when not the answer\'s (0x01), tag (0x02), ' +
+  'keys (0x04: u16 count, each u16 length + UTF-8), properties (0x08: u16 count, each name u16 length ' +
+  '+ UTF-8 and value u32 length + UTF-8), messageGroup (0x10), deliverAt u64 (0x20); last the body, ' +
+  'a u32 length and the bytes. Nothing follows the last message.';
 const tooLarge = (bytes: number): string => `the request body is over ${size(bytes)}.`;
 const topicMissing = 'the topic does not exist.';
 const groupMissing = 'the consumer group does not exist.';
@@ -1563,9 +1572,11 @@ const paths: JsonObject = {
         '200': {
           description:
             'The messages received; empty when none came within `waitMs`. A client that sends ' +
-            `\`Accept: ${frameMediaType}\` gets the answer as a frame instead of JSON.`,
+            `\`Accept: ${deliveriesMediaType}\` gets the answer in that binary form, and one that sends ` +
+            `\`Accept: ${frameMediaType}\` (and not the former) as a frame, instead of JSON.`,
           content: {
             ...jsonContent(ref('ReceiveResult')),
+            [deliveriesMediaType]: { schema: { type: 'string', format: 'binary' }, description: deliveriesDescription },
             [frameMediaType]: { schema: { type: 'string', format: 'binary' }, description: frameDescription('ReceiveResult') },
           },
         },

@@ -490,7 +490,7 @@ export class ConsumerGroups {
     if (baseGroup !== group || handle.topic !== topic) {
       throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle belongs to another group or topic', { field: 'receiptHandle' });
     }
-    const st = this.#states.get(`${handle.group}\u0000${handle.topic}\u0000${handle.queueId}`);
+    const st = this.#stateOfHandle(handle);
     const flight = st?.inflight.get(handle.queueOffset);
     if (st === undefined || flight === undefined || flight.nonce !== handle.nonce) {
       throw new SkyrocketError('INVALID_RECEIPT_HANDLE', 'receipt handle was already used or its delivery expired', {
@@ -504,6 +504,23 @@ export class ConsumerGroups {
     }
     return { st, handle, flight };
   }
+
+  /**
+   * The state a handle names. An ack names the same queue for many handles in a row (with the
+   * same name strings, from the handle parser's cache), so the last lookup is kept: building and
+   * hashing the state key per handle was a sixth of the broker's cost of an ack.
+   */
+  #stateOfHandle(handle: ReceiptHandle): QueueState | undefined {
+    const last = this.#lastLookup;
+    if (last !== undefined && last.group === handle.group && last.topic === handle.topic && last.queueId === handle.queueId) {
+      return last.st;
+    }
+    const st = this.#states.get(`${handle.group}\u0000${handle.topic}\u0000${handle.queueId}`);
+    this.#lastLookup = st === undefined ? undefined : { group: handle.group, topic: handle.topic, queueId: handle.queueId, st };
+    return st;
+  }
+
+  #lastLookup: { group: string; topic: string; queueId: number; st: QueueState } | undefined;
 
   /** Ends a delivery. Throws INVALID_RECEIPT_HANDLE for a forged, expired or used handle. */
   ack(receiptHandle: unknown, group: string, topic: string, parsed?: ReceiptHandle): void {
@@ -621,6 +638,7 @@ export class ConsumerGroups {
       const g = key.split('\u0000')[0] as string;
       if (g === group || g.startsWith(`${group}#`)) this.#states.delete(key);
     }
+    this.#lastLookup = undefined;
     this.#dirty = true;
   }
 

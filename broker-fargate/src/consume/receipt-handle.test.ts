@@ -121,4 +121,40 @@ describe('receipt handles', () => {
     expect(refusal(() => parseReceiptHandle(withPart(1, `${parts[1]}=`)))?.message).toMatch(/canonical/);
     expect(refusal(() => parseReceiptHandle(`2.${'A'.repeat(4096)}.1.1.1.n`))).toBeDefined();
   });
+
+  it('the character scanner accepts exactly the texts the layout describes (checked against a plain reading of it)', () => {
+    // The layout read literally: six dot-separated fields, decimals without sign or leading zero
+    // of at most 16 digits, a base64url nonce of 1 to 64 characters.
+    const reference = (text: string): Omit<ReceiptHandle, 'group' | 'topic' | 'brokerGroup'> | undefined => {
+      const parts = text.split('.');
+      if (parts.length !== 6 || parts[0] !== '2') return undefined;
+      const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
+      const numbers = parts.slice(2, 5);
+      if (!numbers.every((n) => decimal.test(n) && Number.isSafeInteger(Number(n)))) return undefined;
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(parts[5] as string)) return undefined;
+      const [queueId, queueOffset, visibleUntilMs] = numbers.map(Number) as [number, number, number];
+      return { queueId, queueOffset, visibleUntilMs, nonce: parts[5] as string };
+    };
+    const prefix = encodeReceiptHandle(sample).split('.')[1] as string;
+    const field = fc.oneof(
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }).map(String),
+      fc.constantFrom('0', '00', '01', '-1', '1e3', '9007199254740991', '9007199254740992', '99999999999999999', '', 'a', '.'),
+      fc.string({ unit: fc.constantFrom('0', '1', '9', '.', 'a', '-', '_', '/', ' '), maxLength: 6 }),
+    );
+    fc.assert(
+      fc.property(fc.array(field, { minLength: 3, maxLength: 6 }), (fields) => {
+        const text = `2.${prefix}.${fields.join('.')}`;
+        const expected = reference(text);
+        let got: ReceiptHandle | undefined;
+        try {
+          got = parseReceiptHandle(text);
+        } catch (error) {
+          expect((error as SkyrocketError).code).toBe('INVALID_RECEIPT_HANDLE');
+        }
+        if (expected === undefined) expect(got).toBeUndefined();
+        else expect(got).toEqual({ ...expected, group: sample.group, topic: sample.topic, brokerGroup: sample.brokerGroup });
+      }),
+      { numRuns: 3000 },
+    );
+  });
 });

@@ -31,8 +31,6 @@ export interface ReceiptHandle {
 
 const separator = '\u001f';
 const version = '2';
-const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
-const nonceText = /^[A-Za-z0-9_-]{1,64}$/;
 
 let lastPrefixKey: string | undefined;
 let lastPrefix = '';
@@ -99,24 +97,54 @@ function namesOf(prefix: string): [string, string, string] {
   return lastParsedNames;
 }
 
+/**
+ * Reads a decimal field of `text` from `start` up to the next '.' (or the end when `last`): no
+ * sign, no leading zero, at most 16 digits, a safe integer. Returns the end index, or -1. The
+ * number is left in `scanned`. (A scan by character codes: an ack parses one handle per
+ * message, and splitting and regular expressions were a fifth of the broker's consuming cost.)
+ */
+let scanned = 0;
+function scanDecimal(text: string, start: number): number {
+  let value = 0;
+  let i = start;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) break;
+    if (c < 0x30 || c > 0x39 || i - start >= 16 || (i > start && value === 0)) return -1;
+    value = value * 10 + (c - 0x30);
+  }
+  if (i === start || !Number.isSafeInteger(value)) return -1;
+  scanned = value;
+  return i;
+}
+
+function isNonceCode(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f;
+}
+
 /** Reads a handle's fields; throws INVALID_RECEIPT_HANDLE for anything that is not a handle. */
 export function parseReceiptHandle(text: unknown): ReceiptHandle {
   if (typeof text !== 'string' || text.length === 0 || text.length > 4096) throw invalid('not a handle');
-  const parts = text.split('.');
-  if (parts.length !== 6 || parts[0] !== version) throw invalid('unknown layout');
-  const [, prefix, queueId, queueOffset, visibleUntilMs, nonce] = parts as [string, string, string, string, string, string];
-  if (!decimal.test(queueId) || !decimal.test(queueOffset) || !decimal.test(visibleUntilMs)) throw invalid('bad numbers');
-  const numbers = [Number(queueId), Number(queueOffset), Number(visibleUntilMs)];
-  if (!numbers.every((n) => Number.isSafeInteger(n))) throw invalid('bad numbers');
-  if (!nonceText.test(nonce)) throw invalid('bad nonce');
-  const [group, topic, brokerGroup] = namesOf(prefix);
-  return {
-    group,
-    topic,
-    queueId: numbers[0] as number,
-    queueOffset: numbers[1] as number,
-    nonce,
-    brokerGroup,
-    visibleUntilMs: numbers[2] as number,
-  };
+  if (text.charCodeAt(0) !== 0x32 || text.charCodeAt(1) !== 0x2e) throw invalid('unknown layout');
+  const prefixEnd = text.indexOf('.', 2);
+  if (prefixEnd < 0) throw invalid('unknown layout');
+  let at = scanDecimal(text, prefixEnd + 1);
+  if (at < 0 || at === text.length) throw invalid(at < 0 ? 'bad numbers' : 'unknown layout');
+  const queueId = scanned;
+  at = scanDecimal(text, at + 1);
+  if (at < 0 || at === text.length) throw invalid(at < 0 ? 'bad numbers' : 'unknown layout');
+  const queueOffset = scanned;
+  at = scanDecimal(text, at + 1);
+  if (at < 0 || at === text.length) throw invalid(at < 0 ? 'bad numbers' : 'unknown layout');
+  const visibleUntilMs = scanned;
+  const nonceStart = at + 1;
+  const nonceLength = text.length - nonceStart;
+  if (nonceLength < 1 || nonceLength > 64) throw invalid('bad nonce');
+  for (let i = nonceStart; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) throw invalid('unknown layout');
+    if (!isNonceCode(c)) throw invalid('bad nonce');
+  }
+  const [group, topic, brokerGroup] = namesOf(text.slice(2, prefixEnd));
+  return { group, topic, queueId, queueOffset, nonce: text.slice(nonceStart), brokerGroup, visibleUntilMs };
 }
