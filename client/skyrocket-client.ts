@@ -285,7 +285,23 @@ export class SkyrocketClient {
    * them the call throws the first refusal instead.
    */
   async ack(group: string, topic: string, receiptHandles: readonly string[]): Promise<AckResult> {
-    return this.#request('POST', `/v1/groups/${enc(group)}/ack`, { topic, receiptHandles });
+    // The broker answers a count and the refusals; the acked handles are the others sent.
+    const reply = await this.#request<{ ackedCount: number; failed: AckResult['failed'] }>('POST', `/v1/groups/${enc(group)}/ack`, {
+      topic,
+      receiptHandles,
+      listAcked: false,
+    });
+    if (reply.failed.length === 0) return { acked: [...receiptHandles], failed: [] };
+    // One refusal takes out one occurrence (a handle sent twice is acked once and refused once).
+    const refused = new Map<string, number>();
+    for (const f of reply.failed) refused.set(f.receiptHandle, (refused.get(f.receiptHandle) ?? 0) + 1);
+    const acked: string[] = [];
+    for (const h of receiptHandles) {
+      const n = refused.get(h) ?? 0;
+      if (n > 0) refused.set(h, n - 1);
+      else acked.push(h);
+    }
+    return { acked, failed: reply.failed };
   }
 
   async changeInvisibility(group: string, input: ChangeInvisibilityInput): Promise<ChangeInvisibilityResult> {

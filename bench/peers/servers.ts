@@ -23,6 +23,7 @@ import { pathToFileURL } from 'node:url';
 import type { AwsEndpoint } from '../../namesrv/index.ts';
 import type { Connection, SystemName } from './clients.ts';
 import type { AwsProcessMessage } from './skyrocket-aws.ts';
+import { brokerNodeFlags } from '../../broker-fargate/src/node-flags.ts';
 
 export interface RunningServer {
   system: SystemName;
@@ -296,7 +297,7 @@ const starters: Record<SystemName, Starter> = {
     const port = await freePort();
     // For profiling the broker alone: BENCH_BROKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
     const nodeArgs = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    const brokerArgs = [...nodeArgs, '--import', tsxLoader, '--import', brokerGuard, path.join(root, 'broker-fargate/src/main.ts')];
+    const brokerArgs = [...brokerNodeFlags, ...nodeArgs, '--import', tsxLoader, '--import', brokerGuard, path.join(root, 'broker-fargate/src/main.ts')];
     const broker = spawn(process.execPath, brokerArgs, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -56,6 +56,7 @@ import {
 import { readCredentials, writeCredentials, type DevBroker } from './credentials.ts';
 import { defaultFunctionsDir, example, setupExample, startDevLambda } from '../../lambdas/local-invoke/dev-lambda.ts';
 import type { LocalLambdaServer } from '../../lambdas/local-invoke/index.ts';
+import { brokerNodeFlags } from '../../broker-fargate/src/node-flags.ts';
 
 export interface DevOptions {
   /** Where everything lives. @default '.skyrocket' */
@@ -398,7 +399,7 @@ class DevCluster {
     fs.mkdirSync(logDir, { recursive: true });
     const log = fs.createWriteStream(path.join(logDir, `broker-${brokerId}.log`), { flags: 'a' });
     log.on('error', (error) => complain(`broker ${brokerId}: cannot write its log: ${error.message}`));
-    const child = spawn(process.execPath, ['--import', tsxLoader, '--import', brokerGuard, brokerMain], {
+    const child = spawn(process.execPath, [...brokerNodeFlags, '--import', tsxLoader, '--import', brokerGuard, brokerMain], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {

@@ -958,12 +958,15 @@ export class Broker {
     const body = parseJsonObject(raw);
     const topic = validateTopicName(body['topic']);
     const handles = handleList(body);
+    const listAcked = body['listAcked'] ?? true;
+    if (typeof listAcked !== 'boolean') throw new SkyrocketError('INVALID_ARGUMENT', 'listAcked must be true or false', { field: 'listAcked' });
     await this.#directory.group(group);
     const { done, failed } = await this.#perHandle(ctx, group, 'ack', { topic }, handles, 'acked', (handle, parsed) => {
       this.groups.ack(handle, group, topic, parsed);
       return handle as string;
     });
-    sendJson(res, 200, { acked: done, failed });
+    // A client that knows what it sent can take a count instead of its handles echoed back.
+    sendJson(res, 200, listAcked ? { acked: done, failed } : { ackedCount: done.length, failed });
   }
 
   /**

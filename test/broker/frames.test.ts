@@ -143,12 +143,26 @@ describe('frames', () => {
         expect([d.tag, d.keys, d.properties]).toEqual([null, [], {}]);
       }
     }
-    const ack = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/ack', {
+    const badFlag = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/ack', {
       topic: 'framed',
       receiptHandles: got.map((d) => d.receiptHandle),
+      listAcked: 'no',
+    });
+    expect(badFlag.status).toBe(400);
+    expect(badFlag.json.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'listAcked' });
+    // Nothing was acked by the refused request: all 8 ack now, half of them forwarded to the
+    // other broker group, and the answer is a count.
+    const ack = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/ack', {
+      topic: 'framed',
+      receiptHandles: [...got.map((d) => d.receiptHandle), 'not-a-handle'],
+      listAcked: false,
     });
     expect(ack.status, JSON.stringify(ack.json)).toBe(200);
-    expect(ack.json.acked).toHaveLength(8);
+    expect(ack.json.acked).toBeUndefined();
+    expect(ack.json.ackedCount).toBe(8);
+    expect(ack.json.failed.map((f: { receiptHandle: string; code: string }) => [f.receiptHandle, f.code])).toEqual([
+      ['not-a-handle', 'INVALID_RECEIPT_HANDLE'],
+    ]);
   });
 
   it('without Accept: frame, a receive answers JSON as before', async () => {

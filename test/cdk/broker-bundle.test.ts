@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { brokerNodeFlags } from '../../broker-fargate/src/node-flags.ts';
 import { healthCheckScript } from '../../lib/service-stack.ts';
 import { backends, uniquePrefix } from '../support/aws.ts';
 import { root } from './support.ts';
@@ -25,6 +26,18 @@ describe('the bundled broker', () => {
     const imported = new Set([...text.matchAll(/^import\s.*?from\s*"([^"]+)"/gm)].map((m) => m[1]).filter((s) => !s!.startsWith('node:')));
     expect([...imported]).toEqual(['@node-rs/crc32']);
     expect(fs.existsSync(`${bundle}.map`)).toBe(true);
+  });
+
+  it('runs in the image with the V8 flags every other launcher gives the broker, which node accepts in NODE_OPTIONS', () => {
+    const dockerfile = fs.readFileSync(path.join(root, 'broker-fargate/Dockerfile'), 'utf8');
+    const nodeOptions = /NODE_OPTIONS="([^"]*)"/.exec(dockerfile)?.[1]?.split(' ') ?? [];
+    for (const flag of brokerNodeFlags) expect(nodeOptions).toContain(flag);
+    const run = spawnSync(process.execPath, ['-e', 'console.log(JSON.stringify(process.execArgv))'], {
+      env: { PATH: process.env['PATH'] ?? '', NODE_OPTIONS: nodeOptions.join(' ') },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
   });
 
   it('starts far enough to refuse a missing configuration with exit code 2', () => {

@@ -861,13 +861,19 @@ const schemas: JsonObject = {
         maxItems: limits.receiveMessagesMaxCount,
         items: ref('ReceiptHandle'),
       },
+      listAcked: {
+        type: 'boolean',
+        default: true,
+        description: 'false: the answer gives `ackedCount` instead of echoing every acked handle in `acked`.',
+      },
     },
   },
   AckResult: {
     type: 'object',
-    required: ['acked', 'failed'],
+    required: ['failed'],
     properties: {
-      acked: { type: 'array', items: ref('ReceiptHandle'), description: 'Handles whose delivery ended.' },
+      acked: { type: 'array', items: ref('ReceiptHandle'), description: 'Handles whose delivery ended (unless `listAcked` was false).' },
+      ackedCount: { type: 'integer', minimum: 0, description: 'How many handles were acked, when `listAcked` was false.' },
       failed: {
         type: 'array',
         description: 'Handles that could not be acked, with why.',
@@ -1622,7 +1628,8 @@ const paths: JsonObject = {
         ...errors({
           MALFORMED_JSON: malformed,
           INVALID_ARGUMENT:
-            `\`topic\` is missing or not a string, or \`receiptHandles\` is not a list of 1 to ${limits.receiveMessagesMaxCount} handles.`,
+            `\`topic\` is missing or not a string, \`receiptHandles\` is not a list of 1 to ${limits.receiveMessagesMaxCount} handles, ` +
+            'or `listAcked` is not a boolean.',
           ILLEGAL_TOPIC: `\`topic\` is not 1 to ${limits.topicNameMaxChars} characters of \`[%|a-zA-Z0-9_-]\`.`,
           ILLEGAL_CONSUMER_GROUP: badGroupPath,
           INVALID_RECEIPT_HANDLE:

@@ -188,6 +188,13 @@ export class MessageStore {
   #checkpointing: Promise<void> | undefined;
   #closed = false;
   #recovery: RecoveryReport | undefined;
+  /**
+   * Where this process began writing the log. Reads check the CRC of every record below it (bytes
+   * from before this start, which the disk kept while nobody watched) and trust the records at or
+   * past it, which this process encoded from checked input and reads back from the page cache.
+   * The check cost a fifth of the consuming path; RocketMQ, for one, checks CRCs only in recovery.
+   */
+  #writtenFrom = 0;
   /** Tag codes of recent tags: hashing a string costs more than the rest of a dispatch. */
   readonly #tagCodes = new Map<string, number>();
 
@@ -240,6 +247,7 @@ export class MessageStore {
     // before the checkpoint below makes the cut durable.
     if (indexedThrough >= report.endOffset) this.#index.truncateFrom(report.endOffset);
     this.#dispatchedOffset = report.endOffset;
+    this.#writtenFrom = report.endOffset;
     this.#recovery = report;
     this.#log.onWritten = (records) => this.#dispatchWritten(records);
     const minLog = this.#log.minOffset;
@@ -488,7 +496,7 @@ export class MessageStore {
           j = k;
           break;
         }
-        const r = decodeRecord(buf, at, Math.min(buf.length, at + p.size), view);
+        const r = decodeRecord(buf, at, Math.min(buf.length, at + p.size), view, p.physicalOffset < this.#writtenFrom);
         let reason: string | undefined;
         if (!r.ok) reason = describeRecordError(r.error);
         else if (r.record.physicalOffset !== p.physicalOffset) reason = `record claims offset ${r.record.physicalOffset}`;

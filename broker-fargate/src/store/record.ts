@@ -300,9 +300,16 @@ function putShortBytes(buf: Buffer, dv: DataView, pos: number, bytes: Buffer, pr
 
 /**
  * Decodes and verifies the record at `offset`. Never trusts a length field: every length is
- * checked against the bytes available before it is used, and the CRC is checked first.
+ * checked against the bytes available before it is used, and the CRC is checked first, unless
+ * `checkCrc` is false (for bytes this process wrote itself: see MessageStore.read).
  */
-export function decodeRecord(buf: Buffer, offset: number, limit: number = buf.length, view?: DataView): DecodeResult {
+export function decodeRecord(
+  buf: Buffer,
+  offset: number,
+  limit: number = buf.length,
+  view?: DataView,
+  checkCrc = true,
+): DecodeResult {
   const dv = view ?? viewOf(buf);
   if (limit - offset < 4) return { ok: false, error: { kind: 'end' } };
   const totalSize = dv.getUint32(offset, true);
@@ -314,9 +321,11 @@ export function decodeRecord(buf: Buffer, offset: number, limit: number = buf.le
     return { ok: false, error: { kind: 'bad-size', totalSize } };
   }
   if (offset + totalSize > limit) return { ok: false, error: { kind: 'truncated', totalSize } };
-  const expected = dv.getUint32(offset + 8, true);
-  const actual = crc32c(buf.subarray(offset + recordCrcStart, offset + totalSize));
-  if (expected !== actual) return { ok: false, error: { kind: 'bad-crc', expected, actual } };
+  if (checkCrc) {
+    const expected = dv.getUint32(offset + 8, true);
+    const actual = crc32c(buf.subarray(offset + recordCrcStart, offset + totalSize));
+    if (expected !== actual) return { ok: false, error: { kind: 'bad-crc', expected, actual } };
+  }
   return decodeVerified(buf, dv, offset, totalSize);
 }
 
