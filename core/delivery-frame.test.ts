@@ -152,4 +152,11 @@ describe('binary deliveries', () => {
     expect(namesDeliveries('application/vnd.skyrocket.frame')).toBe(false);
     expect(namesDeliveries(undefined)).toBe(false);
   });
+
+  it('writes a receipt handle given as ASCII text parts the same as the string', () => {
+    const text = sample.receiptHandle as string;
+    const parts = { maxBytes: text.length + 5, write: (out: Buffer, at: number) => out.write(text, at, 'latin1') };
+    const viaParts = encodeDeliveries('orders', [{ ...sample, receiptHandle: parts }]);
+    expect(viaParts.equals(encodeDeliveries('orders', [sample]))).toBe(true);
+  });
 });

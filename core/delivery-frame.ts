@@ -35,6 +35,16 @@ const knownFlags = 0x3f;
 const fixedBytes = 1 + 4 + 8 + 8 + 8 + 4;
 const twoTo32 = 2 ** 32;
 
+/**
+ * Text the encoder can write without a string being made first: ASCII, at most `maxBytes` bytes.
+ * (A broker's receipt handles are put together from parts; see IssuedHandle.)
+ */
+export interface AsciiText {
+  readonly maxBytes: number;
+  /** Writes the text at `at`; returns the number of bytes written. */
+  write(out: Buffer, at: number): number;
+}
+
 /** One delivered message with its receipt handle: the fields of the JSON form, the body as bytes. */
 export interface DeliveryFields {
   messageId: string;
@@ -49,13 +59,14 @@ export interface DeliveryFields {
   deliveryAttempt: number;
   messageGroup?: string | undefined;
   deliverAt?: number | undefined;
-  receiptHandle: string;
+  receiptHandle: string | AsciiText;
   body: Uint8Array;
 }
 
 /** What `decodeDeliveries` gives for each message: absent tag as null, like the JSON form. */
 export interface DecodedDelivery extends DeliveryFields {
   tag: string | null;
+  receiptHandle: string;
   body: Buffer;
 }
 
@@ -71,7 +82,8 @@ function malformed(reason: string): SkyrocketError {
 function boundOf(topic: string, deliveries: readonly DeliveryFields[]): number {
   let size = 10 + 3 * topic.length;
   for (const d of deliveries) {
-    size += fixedBytes + 4 + 3 * (d.messageId.length + d.receiptHandle.length) + 4 + d.body.byteLength;
+    const handle = d.receiptHandle;
+    size += fixedBytes + 4 + 3 * d.messageId.length + (typeof handle === 'string' ? 3 * handle.length : handle.maxBytes) + 4 + d.body.byteLength;
     if (d.topic !== topic) size += 2 + 3 * d.topic.length;
     if (d.tag != null) size += 2 + 3 * d.tag.length;
     if (d.keys.length > 0) {
@@ -143,7 +155,13 @@ export function encodeDeliveries(
     putU64(out, d.storedAt, at + 21);
     out.writeUInt32BE(d.deliveryAttempt, at + 29);
     at = putStr16(out, d.messageId, at + fixedBytes);
-    at = putStr16(out, d.receiptHandle, at);
+    const handle = d.receiptHandle;
+    if (typeof handle === 'string') at = putStr16(out, handle, at);
+    else {
+      const n = handle.write(out, at + 2);
+      out.writeUInt16BE(n, at);
+      at += 2 + n;
+    }
     if ((flags & flagTopic) !== 0) at = putStr16(out, d.topic, at);
     if ((flags & flagTag) !== 0) at = putStr16(out, d.tag as string, at);
     if ((flags & flagKeys) !== 0) {

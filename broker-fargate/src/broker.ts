@@ -25,7 +25,7 @@ import { BufferPool } from './api/buffer-pool.ts';
 import { readBody, readJson, Router, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
 import { openApiDocument } from './api/openapi.ts';
 import type { BrokerConfig } from './config.ts';
-import { ConsumerGroups, type Delivery } from './consume/consumer-groups.ts';
+import { ConsumerGroups, Delivery } from './consume/consumer-groups.ts';
 import { DeadLetters } from './consume/dead-letters.ts';
 import { parseReceiptHandle, type ReceiptHandle } from './consume/receipt-handle.ts';
 import { authorize, type Action, type Directory, type GroupInfo, type Principal, type TopicRoute } from './directory.ts';
@@ -1804,7 +1804,7 @@ function sendDeliveries(
   form: AnswerForm,
   topic: string,
 ): void {
-  const isLocal = (d: Delivery | Record<string, unknown>): d is Delivery => 'receiptHandle' in d && 'message' in d;
+  const isLocal = (d: Delivery | Record<string, unknown>): d is Delivery => d instanceof Delivery;
   if (form === 'json') {
     sendJson(res, 200, { messages: deliveries.map((d) => (isLocal(d) ? deliveryJson(d) : d)) });
     return;
@@ -1852,7 +1852,7 @@ function deliveryFields(d: Delivery): DeliveryFields {
     deliveryAttempt: m.deliveryAttempt,
     messageGroup: m.messageGroup,
     deliverAt: m.deliverAt,
-    receiptHandle: d.receiptHandle,
+    receiptHandle: d.handle,
     body: m.body,
   };
 }

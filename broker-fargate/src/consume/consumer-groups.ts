@@ -7,7 +7,7 @@ import type { StoredMessage } from '../../../core/message.ts';
 import type { MessageStore } from '../store/index.ts';
 import { systemProperty } from '../store/record.ts';
 import { assignQueues } from './assignment.ts';
-import { encodeReceiptHandle, newNonceSource, parseReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
+import { encodeReceiptHandle, IssuedHandle, newNonceSource, parseReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
 
 /**
  * Consumption state of the queues this broker owns: for each (group, topic, queue) where the group
@@ -62,9 +62,16 @@ export interface ReceiveRequest {
   maxDeliveryAttempts?: number | undefined;
 }
 
-export interface Delivery {
-  message: StoredMessage;
-  receiptHandle: string;
+/** A message delivered to a consumer group, with the handle that names this delivery. */
+export class Delivery {
+  constructor(
+    readonly message: StoredMessage,
+    readonly handle: IssuedHandle,
+  ) {}
+
+  get receiptHandle(): string {
+    return this.handle.toString();
+  }
 }
 
 interface InFlight {
@@ -476,7 +483,7 @@ export class ConsumerGroups {
       visibleUntilMs: flight.visibleAt,
     };
     message.deliveryAttempt = flight.attempt; // the message was read for this delivery alone
-    return { message, receiptHandle: encodeReceiptHandle(handle) };
+    return new Delivery(message, new IssuedHandle(handle));
   }
 
   #flightFor(

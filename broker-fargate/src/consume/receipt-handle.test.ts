@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SkyrocketError } from '../../../core/errors.ts';
-import { encodeReceiptHandle, newNonceSource, parseReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
+import { encodeReceiptHandle, IssuedHandle, newNonceSource, parseReceiptHandle, type ReceiptHandle } from './receipt-handle.ts';
 
 const separator = '\u001f';
 
@@ -155,6 +155,24 @@ describe('receipt handles', () => {
         else expect(got).toEqual({ ...expected, group: sample.group, topic: sample.topic, brokerGroup: sample.brokerGroup });
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('an issued handle writes exactly its text into a buffer, within maxBytes, for handles of changing names', () => {
+    const out = Buffer.alloc(8192);
+    fc.assert(
+      fc.property(fc.array(handleArb, { minLength: 1, maxLength: 4 }), (handles) => {
+        for (const parts of handles) {
+          const issued = new IssuedHandle(parts);
+          out.fill(0xff);
+          const n = issued.write(out, 3);
+          expect(n).toBeLessThanOrEqual(issued.maxBytes);
+          expect(out.toString('latin1', 3, 3 + n)).toBe(encodeReceiptHandle(parts));
+          expect(out[3 + n]).toBe(0xff); // nothing past the end
+          expect(issued.toString()).toBe(encodeReceiptHandle(parts));
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 });
