@@ -12,14 +12,20 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, params: Params
 interface Route {
   method: string;
   parts: string[];
+  /** Per part: whether it is a `:name` parameter. */
+  isParam: boolean[];
   handler: Handler;
 }
 
 export class Router {
-  readonly #routes: Route[] = [];
+  /** Routes by their number of path segments, in the order they were added. */
+  readonly #bySegments = new Map<number, Route[]>();
 
   on(method: string, pattern: string, handler: Handler): this {
-    this.#routes.push({ method, parts: pattern.split('/').filter(Boolean), handler });
+    const parts = pattern.split('/').filter(Boolean);
+    const list = this.#bySegments.get(parts.length) ?? [];
+    list.push({ method, parts, isParam: parts.map((p) => p.startsWith(':')), handler });
+    this.#bySegments.set(parts.length, list);
     return this;
   }
 
@@ -27,23 +33,18 @@ export class Router {
   match(method: string, pathname: string): { handler: Handler; params: Params } | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED' {
     const parts = pathname.split('/').filter(Boolean);
     let pathMatched = false;
-    for (const route of this.#routes) {
-      if (route.parts.length !== parts.length) continue;
-      const params: Params = {};
+    for (const route of this.#bySegments.get(parts.length) ?? []) {
+      // Literal segments first: most routes are told apart by them without decoding anything.
       let ok = true;
-      for (let i = 0; i < parts.length; i++) {
-        const pattern = route.parts[i] as string;
-        const actual = parts[i] as string;
-        if (pattern.startsWith(':')) {
-          try {
-            params[pattern.slice(1)] = decodeURIComponent(actual);
-          } catch {
-            ok = false;
-            break;
-          }
-        } else if (pattern !== actual) {
+      for (let i = 0; i < parts.length && ok; i++) ok = route.isParam[i] === true || route.parts[i] === parts[i];
+      if (!ok) continue;
+      const params: Params = {};
+      for (let i = 0; i < parts.length && ok; i++) {
+        if (route.isParam[i] !== true) continue;
+        try {
+          params[(route.parts[i] as string).slice(1)] = decodeURIComponent(parts[i] as string);
+        } catch {
           ok = false;
-          break;
         }
       }
       if (!ok) continue;
