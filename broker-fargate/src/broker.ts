@@ -22,7 +22,7 @@ import {
   validateWaitMs,
 } from '../../core/validate.ts';
 import { BufferPool } from './api/buffer-pool.ts';
-import { readBody, readJson, Router, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
+import { readBody, readJson, requestTarget, Router, type RequestTarget, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
 import { openApiDocument } from './api/openapi.ts';
 import type { BrokerConfig } from './config.ts';
 import { ConsumerGroups, Delivery } from './consume/consumer-groups.ts';
@@ -288,7 +288,7 @@ export class Broker {
     let route = 'unmatched';
     this.#inflightRequests++;
     try {
-      const url = new URL(req.url ?? '/', 'http://broker');
+      const url = requestTarget(req.url);
       if (req.method === 'GET' && url.pathname === '/healthz') {
         sendJson(res, 200, { status: 'ok', brokerId: this.config.brokerId, brokerGroup: this.config.brokerGroup });
         return;
@@ -1071,7 +1071,7 @@ export class Broker {
     return [this.config.brokerGroup, ...groups.filter((g) => g !== this.config.brokerGroup)];
   }
 
-  async #listDeadLetters(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+  async #listDeadLetters(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const max = validateMaxMessages(Number(url.searchParams.get('max') ?? 32), 'max');
@@ -1175,7 +1175,7 @@ export class Broker {
     return results.map((r) => ({ messageId: r.messageId, queueId: r.queueId, queueOffset: r.queueOffset }));
   }
 
-  async #getOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+  async #getOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const topic = validateTopicName(url.searchParams.get('topic') ?? undefined);
@@ -1224,7 +1224,7 @@ export class Broker {
   }
 
   /** Pull by offset, for stream readers that keep their own position. */
-  async #pull(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+  async #pull(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
     const topic = validateTopicName(p['topic']);
     const ctx = await this.#auth(req, 'subscribe', '*');
     const queueId = Number(p['queueId']);
@@ -1369,7 +1369,7 @@ export class Broker {
     }
   }
 
-  async #queryByKey(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+  async #queryByKey(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
     const topic = validateTopicName(p['topic']);
     const ctx = await this.#auth(req, 'subscribe', '*');
     const key = url.searchParams.get('key');
@@ -1522,7 +1522,7 @@ export class Broker {
     }
   }
 
-  async #getTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: URL): Promise<void> {
+  async #getTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
     const id = p['transactionId'] ?? '';
     decodeTransactionId(id);
     const ctx = await this.#authenticate(req);

@@ -2,9 +2,38 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SkyrocketError } from '../../../core/errors.ts';
-import { readBody, readJson, Router, sendError, sendJson, toSkyrocketError, type Handler } from './http-kit.ts';
+import fc from 'fast-check';
+import { readBody, readJson, requestTarget, Router, sendError, sendJson, toSkyrocketError, type Handler } from './http-kit.ts';
 
 const noop: Handler = async () => undefined;
+
+describe('requestTarget', () => {
+  it('reads any target as new URL(target, base) does: pathname, search and the query parameters', () => {
+    const unit = fc.constantFrom('/', 'a', 'Z', '9', '-', '.', '_', '~', '%', '2', 'F', '?', '&', '=', '#', ' ', '\\', 'é', '+', ':', '@', '..');
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 30 }), (tail) => {
+        for (const target of [`/${tail}`, `/v1/topics/${tail}`, tail]) {
+          if (target.startsWith('//')) continue; // URL reads a host there; see below
+          let expected: URL;
+          try {
+            expected = new URL(target, 'http://broker');
+          } catch {
+            expect(() => requestTarget(target)).toThrow(); // as before: not a target URL can read
+            continue;
+          }
+          const got = requestTarget(target);
+          expect([got.pathname, got.search, [...got.searchParams]]).toEqual([expected.pathname, expected.search, [...expected.searchParams]]);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    expect(requestTarget(undefined).pathname).toBe('/');
+    // A path that starts with "//" is a path here, not a host: it matches no route (404), where
+    // URL would have read "//evil/v1/topics" as host "evil" and path "/v1/topics".
+    expect(requestTarget('//evil/v1/topics').pathname).toBe('//evil/v1/topics');
+    expect(requestTarget('/v1/topics/a?max=3&max=4').searchParams.getAll('max')).toEqual(['3', '4']);
+  });
+});
 
 describe('Router', () => {
   const topic: Handler = async () => undefined;

@@ -799,8 +799,15 @@ export class CommitLog {
     if (active !== undefined && offset >= active.baseOffset) {
       const avail = Math.min(length, active.writePosition - (offset - active.baseOffset));
       if (avail <= 0) return Buffer.alloc(0);
+      const position = offset - active.baseOffset;
       const buf = Buffer.allocUnsafe(avail);
-      const got = await readFully(active.fd, buf, avail, offset - active.baseOffset);
+      // A small read near the end of the log (a consumer keeping up) is in the page cache: read
+      // on the event loop, which takes less than the trip to the thread pool and back.
+      if (avail <= hotReadMaxBytes && active.writePosition - position <= hotTailBytes) {
+        const got = readFullySync(active.fd, buf, avail, position);
+        return got === avail ? buf : buf.subarray(0, got);
+      }
+      const got = await readFully(active.fd, buf, avail, position);
       return got === avail ? buf : buf.subarray(0, got);
     }
     const seg = this.#segmentAt(offset);
@@ -868,6 +875,21 @@ function copyRecord(rec: DecodedRecord): DecodedRecord {
 async function writeFully(fd: number, buf: Buffer, length: number, position: number): Promise<void> {
   let done = 0;
   while (done < length) done += await writeAsync(fd, buf, done, length - done, position + done);
+}
+
+/** Reads at most this many bytes on the event loop (see CommitLog.read). */
+const hotReadMaxBytes = 64 * 1024;
+/** ... and only this close to the end of the log, which was written moments ago. */
+const hotTailBytes = 64 * 1024 * 1024;
+
+function readFullySync(fd: number, buf: Buffer, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }
 
 async function readFully(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
