@@ -270,14 +270,39 @@ export class SkyrocketClient {
   // Consume with receipt handles.
 
   async receive(group: string, input: ReceiveInput, options: RequestOptions = {}): Promise<ReceivedMessage[]> {
+    return (await this.#receive(group, input, options)).messages;
+  }
+
+  /**
+   * Acks deliveries and receives, in one request: the broker acks `ackReceiptHandles` first (as
+   * `ack` does), then receives. The handles it refused are in `ackFailed`; unlike `ack`, the call
+   * does not throw when it refuses all of them (the receive still happened).
+   */
+  async ackAndReceive(
+    group: string,
+    ackReceiptHandles: readonly string[],
+    input: ReceiveInput,
+    options: RequestOptions = {},
+  ): Promise<{ messages: ReceivedMessage[]; ackFailed: AckResult['failed'] }> {
+    if (ackReceiptHandles.length === 0) return { messages: await this.receive(group, input, options), ackFailed: [] };
+    const reply = await this.#receive(group, { ...input, ackReceiptHandles }, options);
+    return { messages: reply.messages, ackFailed: reply.ackFailed ?? [] };
+  }
+
+  async #receive(
+    group: string,
+    input: ReceiveInput & { ackReceiptHandles?: readonly string[] },
+    options: RequestOptions,
+  ): Promise<{ messages: ReceivedMessage[]; ackFailed?: AckResult['failed'] }> {
     const { filter, ...rest } = input;
     const body = filter === undefined ? rest : { ...rest, filter: { type: 'TAG', expression: filter } };
-    const reply = await this.#request<{ messages: ReceivedMessageJson[] }>('POST', `/v1/groups/${enc(group)}/receive`, body, {
-      ...options,
-      waitMs: input.waitMs ?? 0,
-      acceptFrame: true,
-    });
-    return reply.messages.map((m) => new ReceivedMessage(m));
+    const reply = await this.#request<{ messages: ReceivedMessageJson[]; ackFailed?: AckResult['failed'] }>(
+      'POST',
+      `/v1/groups/${enc(group)}/receive`,
+      body,
+      { ...options, waitMs: input.waitMs ?? 0, acceptFrame: true },
+    );
+    return { messages: reply.messages.map((m) => new ReceivedMessage(m)), ackFailed: reply.ackFailed };
   }
 
   /**

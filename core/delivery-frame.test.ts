@@ -113,7 +113,7 @@ describe('binary deliveries', () => {
     const buf = encodeDeliveries('orders', [sample, { ...sample, topic: 'other', keys: [], properties: {} }]);
     for (let n = 0; n < buf.length; n++) malformed(() => decodeDeliveries(buf.subarray(0, n)));
     expect(malformed(() => decodeDeliveries(Buffer.concat([buf, Buffer.from([0])]))).message).toMatch(/follow the last delivery/);
-    const topicEnd = 8 + 2 + 'orders'.length;
+    const topicEnd = 8 + 2 + 'orders'.length + 4; // and an empty rest
     const flagged = Buffer.from(buf);
     flagged[topicEnd] = 0x80;
     expect(malformed(() => decodeDeliveries(flagged)).message).toMatch(/unknown flags/);
@@ -158,5 +158,25 @@ describe('binary deliveries', () => {
     const parts = { maxBytes: text.length + 5, write: (out: Buffer, at: number) => out.write(text, at, 'latin1') };
     const viaParts = encodeDeliveries('orders', [{ ...sample, receiptHandle: parts }]);
     expect(viaParts.equals(encodeDeliveries('orders', [sample]))).toBe(true);
+  });
+
+  it('carries the answer\'s other keys beside the messages, and refuses a rest that is not a JSON object', () => {
+    const ackFailed = [{ receiptHandle: 'x', code: 'INVALID_RECEIPT_HANDLE', message: 'ünknown' }];
+    const decoded = decodeDeliveries(encodeDeliveries('orders', [sample], undefined, { ackFailed }));
+    expect(decoded.ackFailed).toEqual(ackFailed);
+    expect(decoded.messages).toHaveLength(1);
+    expect(Object.keys(decodeDeliveries(encodeDeliveries('orders', [])))).toEqual(['topic', 'messages']);
+    expect(() => encodeDeliveries('orders', [], undefined, { messages: [] })).toThrow(RangeError);
+    const withRest = (text: string): Buffer => {
+      const head = Buffer.alloc(8 + 2 + 6 + 4);
+      head.write('SKD1', 0, 'latin1');
+      head.writeUInt32BE(0, 4);
+      head.writeUInt16BE(6, 8);
+      head.write('orders', 10, 'latin1');
+      head.writeUInt32BE(Buffer.byteLength(text), 16);
+      return Buffer.concat([head, Buffer.from(text)]);
+    };
+    expect(decodeDeliveries(withRest('{"a":1}')).a).toBe(1);
+    for (const bad of ['{', '[]', '3', 'null', '{"messages":[]}', '{"topic":"x"}']) malformed(() => decodeDeliveries(withRest(bad)));
   });
 });

@@ -5,7 +5,7 @@ import { SkyrocketError } from './errors.ts';
  * fields as JSON, and writing and parsing that JSON (a dozen keys per message) was the largest
  * cost of draining a backlog on both ends; here every field has its place:
  *
- *   deliveries := magic "SKD1" | count:u32 | topic:str16 | delivery{count}
+ *   deliveries := magic "SKD1" | count:u32 | topic:str16 | rest:str32 | delivery{count}
  *   delivery   := flags:u8 | queueId:u32 | queueOffset:u64 | bornAt:u64 | storedAt:u64
  *                 | deliveryAttempt:u32 | messageId:str16 | receiptHandle:str16
  *                 [topic:str16          when flags & 0x01: the message's topic is not the frame's]
@@ -16,6 +16,9 @@ import { SkyrocketError } from './errors.ts';
  *                 [deliverAt:u64        when flags & 0x20]
  *                 | bodyLength:u32 | body
  *   str16      := length:u16 | UTF-8 bytes        str32 := length:u32 | UTF-8 bytes
+ *
+ * `rest` is empty or a JSON object with the answer's other keys, as the JSON form has them beside
+ * `messages` (a receive that carried acks lists the refused ones in `ackFailed`).
  *
  * Integers are big-endian; a u64 holds at most 2^53 - 1 (JavaScript's safe integers). Unknown
  * flag bits and bytes after the last delivery are refused. The media type is
@@ -131,13 +134,23 @@ export function encodeDeliveries(
   topic: string,
   deliveries: readonly DeliveryFields[],
   allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
+  rest: Record<string, unknown> = {},
 ): Buffer {
-  const bound = boundOf(topic, deliveries);
+  if ('messages' in rest || 'topic' in rest) throw new RangeError('encodeDeliveries: rest may not hold messages or topic');
+  let restText = '';
+  for (const _ in rest) {
+    restText = JSON.stringify(rest);
+    break;
+  }
+  const bound = boundOf(topic, deliveries) + 4 + 3 * restText.length;
   const out = allocate(bound);
   if (out.length < bound) throw new RangeError('encodeDeliveries: the buffer given is too small');
   out.writeUInt32BE(magic, 0);
   out.writeUInt32BE(deliveries.length, 4);
   let at = putStr16(out, topic, 8);
+  const restBytes = utf8Write.call(out, restText, at + 4);
+  out.writeUInt32BE(restBytes, at);
+  at += 4 + restBytes;
   for (const d of deliveries) {
     let flags = 0;
     if (d.topic !== topic) flags |= flagTopic;
@@ -253,12 +266,26 @@ class Reader {
  * Decodes a receive answer; throws MALFORMED_FRAME for anything that is not exactly one
  * well-formed frame. The bodies are views into `buf`, not copies.
  */
-export function decodeDeliveries(buf: Buffer): { topic: string; messages: DecodedDelivery[] } {
+export function decodeDeliveries(buf: Buffer): { topic: string; messages: DecodedDelivery[] } & Record<string, unknown> {
   const r = new Reader(buf);
   if (buf.length < 8 || buf.readUInt32BE(0) !== magic) throw malformed('it does not start with "SKD1"');
   r.at = 4;
   const count = r.u32('the count');
   const topic = r.str16('the topic');
+  const restText = r.str(r.u32('the rest'), 'the rest');
+  let rest: Record<string, unknown> = {};
+  if (restText !== '') {
+    let value: unknown;
+    try {
+      value = JSON.parse(restText);
+    } catch (error) {
+      throw malformed(`the rest is not JSON: ${(error as Error).message}`);
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || 'messages' in value || 'topic' in value) {
+      throw malformed('the rest is not a JSON object without messages and topic');
+    }
+    rest = value as Record<string, unknown>;
+  }
   // Every delivery takes at least its fixed part: a count the bytes cannot hold is refused
   // before anything is allocated for it.
   if (count > (buf.length - r.at) / (fixedBytes + 8)) throw malformed(`${count} deliveries cannot fit in ${buf.length} bytes`);
@@ -314,7 +341,7 @@ export function decodeDeliveries(buf: Buffer): { topic: string; messages: Decode
     messages[i] = d;
   }
   if (r.at !== buf.length) throw malformed(`${buf.length - r.at} bytes follow the last delivery`);
-  return { topic, messages };
+  return { ...rest, topic, messages };
 }
 
 /** Whether an Accept or Content-Type header names the deliveries media type. */

@@ -5,7 +5,7 @@
  *
  * | system    | client            | publish                                   | consume                                                   |
  * |-----------|-------------------|-------------------------------------------|-----------------------------------------------------------|
- * | skyrocket | `client/` (SDK)   | `Producer.send` (coalesced batch requests) | `SimpleConsumer.receive` (long poll) + `ack` per batch    |
+ * | skyrocket | `client/` (SDK)   | `Producer.send` (coalesced batch requests) | `SimpleConsumer.ackAndReceive`: long poll, acks the last batch |
  * | redis     | ioredis           | XADD (auto-pipelined)                      | XREADGROUP COUNT n BLOCK + XACK per batch                 |
  * | rabbitmq  | amqplib           | confirm channel, quorum queue, persistent  | `consume` with prefetch n, manual ack (multiple) per turn |
  * | nats      | nats (JetStream)  | `js.publish` (waits for the PubAck)        | pull consumer `consume({ max_messages: n })`, ack each    |
@@ -13,7 +13,7 @@
 import { Redis } from 'ioredis';
 import * as amqp from 'amqplib';
 import { AckPolicy, DeliverPolicy, StorageType, connect as natsConnect, type ConsumerMessages, type NatsConnection } from 'nats';
-import { Producer, SimpleConsumer, SkyrocketClient, isSkyrocketError } from '../../client/index.ts';
+import { Producer, SimpleConsumer, SkyrocketClient, isSkyrocketError, type ReceivedMessage } from '../../client/index.ts';
 
 export const systems = ['skyrocket', 'redis', 'rabbitmq', 'nats'] as const;
 export type SystemName = (typeof systems)[number];
@@ -216,34 +216,31 @@ function skyrocketConsumer(c: { endpoint: string; apiKey: string }, destination:
     invisibleMs: 120_000,
   });
   const abort = new AbortController();
-  const acks = new Set<Promise<unknown>>();
   let loops: Array<Promise<void>> = [];
   return {
     async start(onMessage) {
       const loop = async (): Promise<void> => {
+        // Each receive carries the acks of the batch before it (one request per batch).
+        let toAck: ReceivedMessage[] = [];
         while (!abort.signal.aborted) {
-          let messages;
           try {
-            messages = await consumer.receive(options.window, { signal: abort.signal });
+            const { messages } = await consumer.ackAndReceive(toAck, options.window, { signal: abort.signal });
+            toAck = messages;
           } catch (error) {
-            if (abort.signal.aborted) return;
+            if (abort.signal.aborted) break;
             throw error;
           }
-          for (const m of messages) onMessage(m.body);
-          if (messages.length > 0) {
-            // The next receive goes out at once; the ack travels beside it.
-            const ack = consumer.ack(messages);
-            acks.add(ack);
-            void ack.then(() => acks.delete(ack), () => acks.delete(ack));
-          }
+          for (const m of toAck) onMessage(m.body);
         }
+        // The receive cut short by the stop may or may not have carried its acks to the broker:
+        // ack them again, and a refusal then only says they were acked already.
+        if (toAck.length > 0) await consumer.ack(toAck).catch(() => undefined);
       };
       loops = Array.from({ length: options.skyrocketReceivers }, loop);
     },
     async stop() {
       abort.abort();
       await Promise.all(loops);
-      await Promise.all(acks);
     },
   };
 }

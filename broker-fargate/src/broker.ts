@@ -809,9 +809,20 @@ export class Broker {
     if (clientId !== undefined && (typeof clientId !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(clientId))) {
       throw new SkyrocketError('INVALID_ARGUMENT', 'clientId must be 1 to 128 printable ASCII characters', { field: 'clientId' });
     }
+    const ackHandles = body['ackReceiptHandles'] === undefined ? undefined : handleList(body, 'ackReceiptHandles');
     const [group, route] = await Promise.all([this.#directory.group(groupName), this.#directory.topic(topic)]);
     if (!route.readable) throw new SkyrocketError('FORBIDDEN', `topic ${topic} is not readable`);
     const request = { group, route, max, invisibleMs, tags, sql, sqlExpression, clientId: clientId as string | undefined };
+    // Acks carried by the receive (the previous batch's, saving a request): done before taking
+    // anything, as /ack would do them; the ones refused are listed in the answer.
+    let ackFailed: HandleFailure[] | undefined;
+    if (ackHandles !== undefined) {
+      const { failed } = await this.#perHandle(ctx, groupName, 'ack', { topic }, ackHandles, 'acked', (handle, parsed) => {
+        this.groups.ack(handle, groupName, topic, parsed);
+        return handle as string;
+      }, false);
+      ackFailed = failed;
+    }
 
     const abort = new AbortController();
     // The receiver went away before the answer was written (every answered response closes too).
@@ -845,7 +856,7 @@ export class Broker {
       if (released > 0) this.#wake(topic);
       this.#log.warn({ group: groupName, topic, count: deliveries.length, released }, 'receiver went away; messages released');
     }
-    sendDeliveries(res, deliveries, answerForm(req.headers['accept']), topic);
+    sendDeliveries(res, deliveries, answerForm(req.headers['accept']), topic, ackFailed);
   }
 
   /** Long-polls this broker's queues of the topic until messages come or the deadline passes. */
@@ -912,7 +923,8 @@ export class Broker {
   ): Promise<Array<Delivery | Record<string, unknown>>> {
     const owners = this.#ownerGroups(r.route);
     const path = `/v1/groups/${encodeURIComponent(r.group.name)}/receive`;
-    const original = parseJsonObject(raw);
+    // The acks a receive carries are done here already (see #receive): never forwarded again.
+    const { ackReceiptHandles: _acked, ...original } = parseJsonObject(raw);
     const forwardBody = (max: number, waitMs: number): string => JSON.stringify({ ...original, max, waitMs });
     // Our own deliveries stay objects until the answer is written (JSON or frame); another owner's
     // come as JSON.
@@ -983,6 +995,7 @@ export class Broker {
     handles: readonly unknown[],
     resultKey: string,
     local: (handle: unknown, parsed: ReceiptHandle) => T,
+    throwWhenAllFail = true,
   ): Promise<{ done: T[]; failed: HandleFailure[] }> {
     const done: T[] = [];
     const failed: HandleFailure[] = [];
@@ -1016,7 +1029,7 @@ export class Broker {
         for (const h of list) failed.push({ receiptHandle: h, code: e.code, message: e.message });
       }
     }
-    if (done.length === 0 && failed.length > 0) {
+    if (throwWhenAllFail && done.length === 0 && failed.length > 0) {
       const first = failed[0]!;
       throw new SkyrocketError(isErrorCode(first.code) ? first.code : 'INTERNAL_ERROR', first.message, { field: 'receiptHandles' });
     }
@@ -1679,12 +1692,10 @@ interface HandleFailure {
 }
 
 /** The `receiptHandles` of an ack or nack: a list of 1 to the receive maximum. */
-function handleList(body: Record<string, unknown>): unknown[] {
-  const handles = body['receiptHandles'];
+function handleList(body: Record<string, unknown>, field = 'receiptHandles'): unknown[] {
+  const handles = body[field];
   if (!Array.isArray(handles) || handles.length === 0 || handles.length > limits.receiveMessagesMaxCount) {
-    throw new SkyrocketError('INVALID_ARGUMENT', `receiptHandles must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, {
-      field: 'receiptHandles',
-    });
+    throw new SkyrocketError('INVALID_ARGUMENT', `${field} must be a list of 1 to ${limits.receiveMessagesMaxCount} handles`, { field });
   }
   return handles;
 }
@@ -1803,16 +1814,18 @@ function sendDeliveries(
   deliveries: ReadonlyArray<Delivery | Record<string, unknown>>,
   form: AnswerForm,
   topic: string,
+  ackFailed?: HandleFailure[],
 ): void {
   const isLocal = (d: Delivery | Record<string, unknown>): d is Delivery => d instanceof Delivery;
+  const extra = ackFailed === undefined ? {} : { ackFailed };
   if (form === 'json') {
-    sendJson(res, 200, { messages: deliveries.map((d) => (isLocal(d) ? deliveryJson(d) : d)) });
+    sendJson(res, 200, { messages: deliveries.map((d) => (isLocal(d) ? deliveryJson(d) : d)), ...extra });
     return;
   }
   if (form === 'deliveries') {
     const fields = deliveries.map((d) => (isLocal(d) ? deliveryFields(d) : deliveryFieldsOfJson(d)));
     let taken: Buffer | undefined;
-    const answer = encodeDeliveries(topic, fields, (bytes) => (taken = answerBuffers.acquire(bytes)));
+    const answer = encodeDeliveries(topic, fields, (bytes) => (taken = answerBuffers.acquire(bytes)), extra);
     res.writeHead(200, { 'content-type': deliveriesMediaType, 'content-length': answer.length });
     // Back to the pool once written to the socket; an answer cut short keeps its buffer.
     res.end(answer, () => answerBuffers.release(taken as Buffer));
@@ -1832,7 +1845,7 @@ function sendDeliveries(
       bodies[i] = Buffer.from(String(body), bodyEncoding === 'base64' ? 'base64' : 'utf8');
     }
   });
-  const frame = encodeFrame(metas, bodies, { topic });
+  const frame = encodeFrame(metas, bodies, { topic, ...extra });
   res.writeHead(200, { 'content-type': frameMediaType, 'content-length': frame.length });
   res.end(frame);
 }

@@ -165,6 +165,55 @@ describe('frames', () => {
     ]);
   });
 
+  it('a receive carries the acks of the batch before it: done first, also for the other broker group, refusals listed', async () => {
+    for (const broker of [0, 1, 0, 1]) {
+      const sent = await api(cluster.url(broker), cluster.adminKey, 'POST', '/v1/topics/framed/messages', {
+        messages: [{ body: 'a' }, { body: 'b' }],
+      });
+      expect(sent.status).toBe(200);
+    }
+    const first: DecodedDelivery[] = [];
+    for (let round = 0; round < 20 && first.length < 8; round++) {
+      const reply = await raw(round % 2, 'POST', '/v1/groups/framed-group/receive', JSON.stringify({ topic: 'framed', max: 32 }), {
+        'content-type': 'application/json',
+        accept: deliveriesMediaType,
+      });
+      first.push(...decodeDeliveries(reply.body).messages);
+    }
+    expect(first).toHaveLength(8);
+    // A bad list is refused before anything is acked or received.
+    const bad = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/receive', {
+      topic: 'framed',
+      ackReceiptHandles: [],
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'ackReceiptHandles' });
+    // Binary answer: the refusals travel in the answer's rest; the 8 handles (from both broker
+    // groups) are acked, so the group has nothing left in flight and nothing to receive.
+    const reply = await raw(0, 'POST', '/v1/groups/framed-group/receive', JSON.stringify({
+      topic: 'framed',
+      max: 32,
+      ackReceiptHandles: [...first.map((d) => d.receiptHandle), 'not-a-handle'],
+    }), { 'content-type': 'application/json', accept: deliveriesMediaType });
+    expect(reply.status, reply.body.toString()).toBe(200);
+    const answer = decodeDeliveries(reply.body);
+    expect(answer.messages).toEqual([]);
+    expect((answer.ackFailed as Array<{ receiptHandle: string; code: string }>).map((f) => [f.receiptHandle, f.code])).toEqual([
+      ['not-a-handle', 'INVALID_RECEIPT_HANDLE'],
+    ]);
+    const offsets = await api(cluster.url(0), cluster.adminKey, 'GET', '/v1/groups/framed-group/offsets?topic=framed');
+    const lag = offsets.json.offsets.reduce((sum: number, q: { committedOffset: number; maxOffset: number }) => sum + q.maxOffset - q.committedOffset, 0);
+    expect(lag).toBe(0);
+    // JSON answer: every handle refused is still an answer, not an error (the receive happened).
+    const again = await api(cluster.url(1), cluster.adminKey, 'POST', '/v1/groups/framed-group/receive', {
+      topic: 'framed',
+      ackReceiptHandles: [first[0]!.receiptHandle],
+    });
+    expect(again.status).toBe(200);
+    expect(again.json.messages).toEqual([]);
+    expect(again.json.ackFailed.map((f: { code: string }) => f.code)).toEqual(['INVALID_RECEIPT_HANDLE']);
+  });
+
   it('without Accept: frame, a receive answers JSON as before', async () => {
     await raw(0, 'POST', '/v1/topics/framed/messages', encodeFrame([{}], ['plain']), { 'content-type': frameMediaType });
     const reply = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/receive', { topic: 'framed', max: 32, waitMs: 1000 });

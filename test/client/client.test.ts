@@ -331,6 +331,23 @@ describe('SimpleConsumer', () => {
     expect(await consumer.receive(32, { waitMs: 300 })).toEqual([]);
   });
 
+  it('acks the previous batch inside the next receive, listing refused handles instead of throwing', async () => {
+    await setup('c-ack-receive', 'c-ack-receive-group');
+    await admin.send('c-ack-receive', ['one', 'two', 'three'].map((body) => ({ body })));
+    const consumer = new SimpleConsumer({ ...consumerOptions('c-ack-receive-group', 'c-ack-receive'), invisibleMs: 60_000 });
+    const got = await drain(consumer, 3, false);
+    expect(got).toHaveLength(3);
+    await admin.send('c-ack-receive', [{ body: 'four' }]);
+    const next = await consumer.ackAndReceive(got, 32, { waitMs: 2_000 });
+    expect(next.ackFailed).toEqual([]);
+    expect(next.messages.map((m) => m.bodyText())).toEqual(['four']);
+    // The three are acked: used again, each handle is refused, and the call still answers.
+    const again = await consumer.ackAndReceive([...got, next.messages[0]!], 32, { waitMs: 300 });
+    expect(again.messages).toEqual([]);
+    expect(again.ackFailed.map((f) => [f.receiptHandle, f.code])).toEqual(got.map((m) => [m.receiptHandle, 'INVALID_RECEIPT_HANDLE']));
+    expect(await consumer.receive(32, { waitMs: 300 })).toEqual([]);
+  });
+
   it('filters by tag and validates its options before any request', async () => {
     await setup('c-filter', 'c-filter-group', 2);
     await admin.send('c-filter', [0, 1, 2, 3, 4, 5].map((i) => ({ body: String(i), tag: i % 2 === 0 ? 'even' : 'odd' })));

@@ -160,7 +160,8 @@ const deliveriesDescription =
   'length + UTF-8 each); then, as the flags say, its topic when not the answer\'s (0x01), tag (0x02), ' +
   'keys (0x04: u16 count, each u16 length + UTF-8), properties (0x08: u16 count, each name u16 length ' +
   '+ UTF-8 and value u32 length + UTF-8), messageGroup (0x10), deliverAt u64 (0x20); last the body, ' +
-  'a u32 length and the bytes. Nothing follows the last message.';
+  'a u32 length and the bytes. Nothing follows the last message. After the topic comes `rest` (u32 ' +
+  'length + UTF-8): empty, or a JSON object with the answer\'s other keys (`ackFailed`).';
 const tooLarge = (bytes: number): string => `the request body is over ${size(bytes)}.`;
 const topicMissing = 'the topic does not exist.';
 const groupMissing = 'the consumer group does not exist.';
@@ -837,6 +838,16 @@ const schemas: JsonObject = {
           `queues spread among the members seen in the last ${memberTimeoutMs / 1000} s (sticky, balanced ` +
           'by backlog); without one, a receive takes from every queue.',
       },
+      ackReceiptHandles: {
+        type: 'array',
+        minItems: 1,
+        maxItems: limits.receiveMessagesMaxCount,
+        items: ref('ReceiptHandle'),
+        description:
+          'Handles to ack before receiving (the previous batch\'s, saving an ack request): acked as ' +
+          '`/ack` would, wherever they were issued; the refused ones are listed in `ackFailed`, and the ' +
+          'receive happens either way.',
+      },
     },
   },
   ReceiveResult: {
@@ -847,6 +858,15 @@ const schemas: JsonObject = {
         type: 'array',
         items: ref('ReceivedMessage'),
         description: 'Empty when nothing came within `waitMs`.',
+      },
+      ackFailed: {
+        type: 'array',
+        description: 'With `ackReceiptHandles`: the handles that could not be acked, with why (as `AckResult.failed`).',
+        items: {
+          type: 'object',
+          required: ['receiptHandle', 'code', 'message'],
+          properties: { receiptHandle: { description: 'The handle as it was sent.' }, code: ref('ErrorCode'), message: { type: 'string' } },
+        },
       },
     },
   },
@@ -1591,7 +1611,8 @@ const paths: JsonObject = {
           INVALID_ARGUMENT:
             `\`topic\` is missing or not a string; \`max\` is not an integer from 1 to ${limits.receiveMessagesMaxCount}; ` +
             '`invisibleMs` or `waitMs` is not a number; `clientId` is not 1 to 128 printable ASCII ' +
-            'characters; or a BROADCASTING group gets no `clientId`.',
+            `characters; \`ackReceiptHandles\` is not a list of 1 to ${limits.receiveMessagesMaxCount} handles; ` +
+            'or a BROADCASTING group gets no `clientId`.',
           ILLEGAL_TOPIC: `\`topic\` is not 1 to ${limits.topicNameMaxChars} characters of \`[%|a-zA-Z0-9_-]\`.`,
           ILLEGAL_CONSUMER_GROUP: badGroupPath,
           ILLEGAL_INVISIBLE_TIME: `\`invisibleMs\` is not an integer from ${limits.invisibleMinMs} to ${limits.invisibleMaxMs}.`,
