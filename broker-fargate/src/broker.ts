@@ -775,7 +775,8 @@ export class Broker {
   async #receive(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
     const groupName = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', groupName);
-    const raw = await readBody(req, 64 * 1024);
+    // As large as an ack's: a receive may carry the acks of a whole batch (ackReceiptHandles).
+    const raw = await readBody(req, 4 * 1024 * 1024);
     const body = parseJsonObject(raw);
     const topic = validateTopicName(body['topic']);
     const max = validateMaxMessages(body['max'] ?? limits.receiveMessagesDefaultCount, 'max');

@@ -212,6 +212,12 @@ describe('frames', () => {
     expect(again.status).toBe(200);
     expect(again.json.messages).toEqual([]);
     expect(again.json.ackFailed.map((f: { code: string }) => f.code)).toEqual(['INVALID_RECEIPT_HANDLE']);
+    // A whole batch of handles fits: 1,024 of them at their real length (about 100 bytes each).
+    const full = Array.from({ length: 1024 }, (_, i) => `${first[0]!.receiptHandle.slice(0, -4)}${String(i).padStart(4, '0')}`);
+    expect(JSON.stringify(full).length).toBeGreaterThan(64 * 1024);
+    const big = await api(cluster.url(0), cluster.adminKey, 'POST', '/v1/groups/framed-group/receive', { topic: 'framed', ackReceiptHandles: full });
+    expect(big.status, JSON.stringify(big.json).slice(0, 300)).toBe(200);
+    expect(big.json.ackFailed).toHaveLength(1024);
   });
 
   it('without Accept: frame, a receive answers JSON as before', async () => {

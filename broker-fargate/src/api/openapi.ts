@@ -1593,7 +1593,7 @@ const paths: JsonObject = {
         'each for an equal share of `max` (at least 1); the first to answer with messages ends the ' +
         'others\' waits.',
       'x-skyrocket-permission': 'subscribe:{group}',
-      requestBody: jsonBody('ReceiveRequest', smallRequestMaxBytes),
+      requestBody: jsonBody('ReceiveRequest', ackRequestMaxBytes),
       responses: {
         '200': {
           description:
@@ -1623,7 +1623,7 @@ const paths: JsonObject = {
           FORBIDDEN: 'the API key may not subscribe as this group, or the topic is not readable.',
           TOPIC_NOT_FOUND: topicMissing,
           CONSUMER_GROUP_NOT_FOUND: groupMissing,
-          PAYLOAD_TOO_LARGE: tooLarge(smallRequestMaxBytes),
+          PAYLOAD_TOO_LARGE: tooLarge(ackRequestMaxBytes),
           SERVICE_UNAVAILABLE: unavailable,
           INTERNAL_ERROR: internal,
         }),
