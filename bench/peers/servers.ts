@@ -318,7 +318,8 @@ const starters: Record<SystemName, Starter> = {
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       },
     });
-    const b = track(broker, 'skyrocket broker', path.join(dataDir, 'broker-1.log'));
+    // BENCH_BROKER_LOG keeps the broker's output past the run (the data directory is removed).
+    const b = track(broker, 'skyrocket broker', process.env['BENCH_BROKER_LOG'] ?? path.join(dataDir, 'broker-1.log'));
     try {
       await b.waitForLine(/"msg":"ready"/, timeoutMs, 'ready');
     } catch (error) {
