@@ -16,6 +16,7 @@ import { channel } from 'node:diagnostics_channel';
 import { SkyrocketError } from '../core/errors.ts';
 import { hashApiKey, type Principal } from './auth.ts';
 import { resolveRoute, type Broker, type Group, type NameServer, type QueueRoute, type Topic } from './registry.ts';
+import { BoundedMap } from '../core/bounded-map.ts';
 
 /**
  * Published after every refresh: `{ durationMs, error? }`. A failed refresh keeps the previous
@@ -45,7 +46,7 @@ export class RouteCache {
   /** One pending fetch per `kind:name`, shared by every caller that misses on it. */
   readonly #inflight = new Map<string, Promise<unknown>>();
   /** Hashes of the API keys seen lately (at most 1,024), so a request does not hash its key again. */
-  readonly #keyHashes = new Map<string, string>();
+  readonly #keyHashes = new BoundedMap<string, string>(1024);
   #refreshing: Promise<void> | undefined;
   #loaded = false;
   #timer: NodeJS.Timeout | undefined;
@@ -136,7 +137,6 @@ export class RouteCache {
     let keyHash = this.#keyHashes.get(apiKey);
     if (keyHash === undefined) {
       keyHash = hashApiKey(apiKey);
-      if (this.#keyHashes.size >= 1024) this.#keyHashes.clear();
       this.#keyHashes.set(apiKey, keyHash);
     }
     return this.#lookup('principal', keyHash, () => this.#principals, () => this.#ns.authenticate(apiKey));

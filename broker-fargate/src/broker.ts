@@ -4,6 +4,7 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
+import { BoundedMap } from '../../core/bounded-map.ts';
 import { SkyrocketError, isErrorCode } from '../../core/errors.ts';
 import { decodeFrame, encodeFrame, frameMediaType, namesFrame, type Frame } from '../../core/frame.ts';
 import { deliveriesMediaType, encodeDeliveries, namesDeliveries, type DeliveryFields } from '../../core/delivery-frame.ts';
@@ -120,7 +121,7 @@ export class Broker {
   readonly #now: () => number;
   readonly #server: http.Server;
   readonly #router = new Router();
-  readonly #requestTimers = new Map<string, { observe(seconds: number): void }>();
+  readonly #requestTimers = new BoundedMap<string, { observe(seconds: number): void }>(1024);
   /** Long polls waiting per topic; `key` names receives that would take the same messages. */
   readonly #waiters = new Map<string, Set<{ wake: () => void; key: string | undefined }>>();
   readonly #roundRobin = new Map<string, number>();
@@ -319,7 +320,6 @@ export class Broker {
     const key = `${status} ${route}`;
     let child = this.#requestTimers.get(key);
     if (child === undefined) {
-      if (this.#requestTimers.size >= 1024) this.#requestTimers.clear();
       child = this.metrics.requestSeconds.labels({ route, status: String(status) });
       this.#requestTimers.set(key, child);
     }
@@ -816,14 +816,7 @@ export class Broker {
     const request = { group, route, max, invisibleMs, tags, sql, sqlExpression, clientId: clientId as string | undefined };
     // Acks carried by the receive (the previous batch's, saving a request): done before taking
     // anything, as /ack would do them; the ones refused are listed in the answer.
-    let ackFailed: HandleFailure[] | undefined;
-    if (ackHandles !== undefined) {
-      const { failed } = await this.#perHandle(ctx, groupName, 'ack', { topic }, ackHandles, 'acked', (handle, parsed) => {
-        this.groups.ack(handle, groupName, topic, parsed);
-        return handle as string;
-      }, false);
-      ackFailed = failed;
-    }
+    const ackFailed = ackHandles === undefined ? undefined : (await this.#ackHandles(ctx, groupName, topic, ackHandles, false)).failed;
 
     const abort = new AbortController();
     // The receiver went away before the answer was written (every answered response closes too).
@@ -835,7 +828,7 @@ export class Broker {
     if (ctx.internal) {
       deliveries = await this.#receiveLocal(request, deadline, abort.signal);
     } else {
-      deliveries = await this.#receiveAnywhere(ctx, request, raw, deadline, abort.signal);
+      deliveries = await this.#receiveAnywhere(ctx, request, body, deadline, abort.signal);
     }
     if (abort.signal.aborted && deliveries.length > 0) {
       // The receiver went away (a forwarded long poll ended by another broker's answer, or a
@@ -918,14 +911,14 @@ export class Broker {
   async #receiveAnywhere(
     ctx: RequestContext,
     r: ReceiveParams,
-    raw: Buffer,
+    body: Record<string, unknown>,
     deadline: number,
     signal: AbortSignal,
   ): Promise<Array<Delivery | Record<string, unknown>>> {
     const owners = this.#ownerGroups(r.route);
     const path = `/v1/groups/${encodeURIComponent(r.group.name)}/receive`;
     // The acks a receive carries are done here already (see #receive): never forwarded again.
-    const { ackReceiptHandles: _acked, ...original } = parseJsonObject(raw);
+    const { ackReceiptHandles: _acked, ...original } = body;
     const forwardBody = (max: number, waitMs: number): string => JSON.stringify({ ...original, max, waitMs });
     // Our own deliveries stay objects until the answer is written (JSON or frame); another owner's
     // come as JSON.
@@ -974,12 +967,24 @@ export class Broker {
     const listAcked = body['listAcked'] ?? true;
     if (typeof listAcked !== 'boolean') throw new SkyrocketError('INVALID_ARGUMENT', 'listAcked must be true or false', { field: 'listAcked' });
     await this.#directory.group(group);
-    const { done, failed } = await this.#perHandle(ctx, group, 'ack', { topic }, handles, 'acked', (handle, parsed) => {
-      this.groups.ack(handle, group, topic, parsed);
-      return handle as string;
-    });
+    const { done, failed } = await this.#ackHandles(ctx, group, topic, handles, true);
     // A client that knows what it sent can take a count instead of its handles echoed back.
     sendJson(res, 200, listAcked ? { acked: done, failed } : { ackedCount: done.length, failed });
+  }
+
+  /** Acks handles wherever they were issued (see #perHandle), for /ack and for a receive carrying acks. */
+  #ackHandles(
+    ctx: RequestContext,
+    group: string,
+    topic: string,
+    handles: readonly unknown[],
+    throwWhenAllFail: boolean,
+  ): Promise<{ done: string[]; failed: HandleFailure[] }> {
+    const local = (handle: unknown, parsed: ReceiptHandle): string => {
+      this.groups.ack(handle, group, topic, parsed);
+      return handle as string;
+    };
+    return this.#perHandle(ctx, group, 'ack', { topic }, handles, 'acked', local, throwWhenAllFail);
   }
 
   /**
@@ -1662,12 +1667,11 @@ export class Broker {
 }
 
 /** Route labels by path, memoized (bounded: paths hold topic and group names). */
-const routeLabels = new Map<string, string>();
+const routeLabels = new BoundedMap<string, string>(4096);
 
 function routeLabel(pathname: string): string {
   let label = routeLabels.get(pathname);
   if (label === undefined) {
-    if (routeLabels.size >= 4096) routeLabels.clear();
     label = computeRouteLabel(pathname);
     routeLabels.set(pathname, label);
   }
@@ -1841,9 +1845,9 @@ function sendDeliveries(
       metas[i] = meta;
       bodies[i] = d.message.body;
     } else {
-      const { body, bodyEncoding, ...meta } = d;
+      const { body: _body, bodyEncoding: _encoding, ...meta } = d;
       metas[i] = meta;
-      bodies[i] = Buffer.from(String(body), bodyEncoding === 'base64' ? 'base64' : 'utf8');
+      bodies[i] = bodyOfJson(d);
     }
   });
   const frame = encodeFrame(metas, bodies, { topic, ...extra });
@@ -1873,11 +1877,13 @@ function deliveryFields(d: Delivery): DeliveryFields {
 
 /** A delivery another broker group answered in JSON (see deliveryJson), for the binary form. */
 function deliveryFieldsOfJson(d: Record<string, unknown>): DeliveryFields {
-  const { body, bodyEncoding, ...rest } = d;
-  return {
-    ...(rest as unknown as Omit<DeliveryFields, 'body'>),
-    body: Buffer.from(String(body), bodyEncoding === 'base64' ? 'base64' : 'utf8'),
-  };
+  const { body: _body, bodyEncoding: _encoding, ...rest } = d;
+  return { ...(rest as unknown as Omit<DeliveryFields, 'body'>), body: bodyOfJson(d) };
+}
+
+/** The body of a message in JSON form (see bodyJson): text or base64. */
+function bodyOfJson(d: Record<string, unknown>): Buffer {
+  return Buffer.from(String(d['body']), d['bodyEncoding'] === 'base64' ? 'base64' : 'utf8');
 }
 
 function topicJson(t: TopicRoute): Record<string, unknown> {

@@ -132,6 +132,8 @@ export class ConsumerGroups {
   /** (group, topic) -> member -> last seen. */
   readonly #members = new Map<string, Map<string, number>>();
   readonly #assignments = new Map<string, Map<number, string>>();
+  /** The queue state the last handle named (see #stateOfHandle). */
+  #lastLookup: { group: string; topic: string; queueId: number; st: QueueState } | undefined;
   #dirty = false;
   #snapshotting = false;
   #timer: NodeJS.Timeout;
@@ -526,8 +528,6 @@ export class ConsumerGroups {
     this.#lastLookup = st === undefined ? undefined : { group: handle.group, topic: handle.topic, queueId: handle.queueId, st };
     return st;
   }
-
-  #lastLookup: { group: string; topic: string; queueId: number; st: QueueState } | undefined;
 
   /** Ends a delivery. Throws INVALID_RECEIPT_HANDLE for a forged, expired or used handle. */
   ack(receiptHandle: unknown, group: string, topic: string, parsed?: ReceiptHandle): void {

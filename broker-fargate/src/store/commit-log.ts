@@ -726,17 +726,16 @@ export class CommitLog {
     try {
       await writeFully(active.fd, buf, bytes, active.writePosition);
     } catch (error) {
+      for (const [key, offset] of priorOffsets) this.#queueOffsets.set(key, offset);
       const code = (error as NodeJS.ErrnoException).code;
       if (this.#options.flushMode === 'sync' && code !== 'ENOSPC' && code !== 'EDQUOT') {
         // The write is also the sync (O_DSYNC): after a failed sync the page cache may have
         // dropped data, so nothing since the last good write can be trusted and the store stops,
         // as after a failed fdatasync.
-        for (const [key, offset] of priorOffsets) this.#queueOffsets.set(key, offset);
         this.#fail(toStoreError(error, 'commit log write failed'));
         for (const req of group) req.reject(this.#failure);
         return;
       }
-      for (const [key, offset] of priorOffsets) this.#queueOffsets.set(key, offset);
       // Whatever part reached the file must not look like records after a crash.
       await writeFully(active.fd, zeroChunk, Math.min(bytes, zeroChunk.length), active.writePosition).catch(
         () => undefined,

@@ -13,6 +13,7 @@ import { publish } from './diagnostics.ts';
 import { KeyIndex } from './key-index.ts';
 import { decodeRecord, describeRecordError, readU64, isZeroSizedRecord, recordMaxBytes, systemProperty, viewOf, type DecodedRecord, type RecordInput } from './record.ts';
 import { LocalSegmentStore, type SegmentStore } from './segment-store.ts';
+import { BoundedMap } from '../../../core/bounded-map.ts';
 
 const fdatasyncAsync = promisify(fs.fdatasync);
 
@@ -196,7 +197,7 @@ export class MessageStore {
    */
   #writtenFrom = 0;
   /** Tag codes of recent tags: hashing a string costs more than the rest of a dispatch. */
-  readonly #tagCodes = new Map<string, number>();
+  readonly #tagCodes = new BoundedMap<string, number>(4096);
 
   private constructor(options: ResolvedOptions) {
     this.#o = options;
@@ -362,7 +363,6 @@ export class MessageStore {
     let code = this.#tagCodes.get(tag);
     if (code === undefined) {
       code = tagHash(tag);
-      if (this.#tagCodes.size >= 4096) this.#tagCodes.clear();
       this.#tagCodes.set(tag, code);
     }
     return code;

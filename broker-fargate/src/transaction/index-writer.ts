@@ -1,5 +1,6 @@
 import type { NewTransactionItem, ProducerGroup, ProducerGroupSpec, TransactionItem } from '../../../namesrv/transactions.ts';
 import type { PendingTransaction, TransactionListener } from './transaction-service.ts';
+import { BoundedMap } from '../../../core/bounded-map.ts';
 
 /** The part of the name server the broker's transactions use (namesrv/transactions.ts). */
 export interface TransactionIndex {
@@ -46,7 +47,7 @@ export class IndexWriter implements TransactionListener {
   readonly #o: Required<Omit<IndexWriterOptions, 'onError'>> & Pick<IndexWriterOptions, 'onError'>;
   readonly #queue = new Map<string, Op>();
   readonly #inflight = new Set<string>();
-  readonly #groups = new Map<string, { group: ProducerGroup; at: number }>();
+  readonly #groups = new BoundedMap<string, { group: ProducerGroup; at: number }>(1024);
   readonly #idle = new Set<() => void>();
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -154,7 +155,6 @@ export class IndexWriter implements TransactionListener {
     const cached = this.#groups.get(name);
     if (cached !== undefined && now - cached.at < this.#o.producerGroupTtlMs) return cached.group;
     const group = await this.#o.index.effectiveProducerGroup(name);
-    if (this.#groups.size >= 1024) this.#groups.clear();
     this.#groups.set(name, { group, at: now });
     return group;
   }
