@@ -17,6 +17,7 @@
  *   --windowed-seconds 10   --serial-seconds 10   --e2e-seconds 20   --e2e-rate 5000
  *   --backlog 1000000       --window 1000         --skyrocket-receivers 2
  *   --skyrocket-serial single|coalesce            --skip-install     --print-only
+ *   --skyrocket-transport wire|http   (default wire: the SDK on a skyrocket:// endpoint)
  *   --out bench/results     --max-minutes 150     --tmp-dir <dir>
  *   --workloads windowed,serial,e2e,catchup   (default all)
  *   --render bench/results/peers-<date>.json   (no measuring: writes that run's .md and .svg again)
@@ -48,6 +49,7 @@ const { values: args } = parseArgs({
     window: { type: 'string' },
     'skyrocket-receivers': { type: 'string' },
     'skyrocket-serial': { type: 'string' },
+    'skyrocket-transport': { type: 'string' },
     'skip-install': { type: 'boolean', default: false },
     'print-only': { type: 'boolean', default: false },
     out: { type: 'string' },
@@ -79,11 +81,13 @@ const repetitions = numberArg('repetitions', quick ? 1 : 3, 1, 20);
 const window = numberArg('window', 1000, 1, 100_000);
 const serialMode = args['skyrocket-serial'] ?? 'coalesce';
 if (serialMode !== 'single' && serialMode !== 'coalesce') throw new Error('--skyrocket-serial: single or coalesce');
+const transport = args['skyrocket-transport'] ?? 'wire';
+if (transport !== 'wire' && transport !== 'http') throw new Error('--skyrocket-transport: wire or http');
 
 const plan: Plan = {
   bodyBytes: 1024,
   windowed: { seconds: numberArg('windowed-seconds', quick ? 5 : 10, 0.5, 600), warmupSeconds: 1, window },
-  serial: { seconds: numberArg('serial-seconds', quick ? 5 : 10, 0.5, 600), warmupCount: 200 },
+  serial: { seconds: numberArg('serial-seconds', quick ? 5 : 10, 0.5, 600), warmupSeconds: quick ? 1 : 2 },
   e2e: {
     seconds: numberArg('e2e-seconds', quick ? 10 : 20, 1, 600),
     ratePerSecond: numberArg('e2e-rate', 5000, 1, 1_000_000),
@@ -98,6 +102,7 @@ const plan: Plan = {
   },
   consumer: { window: Math.min(window, 1024), skyrocketReceivers: numberArg('skyrocket-receivers', 2, 1, 64) },
   skyrocketSerialMode: serialMode,
+  skyrocketTransport: transport,
   workloads:
     args.workloads === undefined
       ? undefined
@@ -166,11 +171,11 @@ function notes(): string[] {
   return [
     `Bodies of ${p.bodyBytes} bytes (ASCII; the first 30 hold the send time and a sequence number). One Node ${process.version} harness for every system; producer and consumer are separate processes (\`child_process.fork\`); every connection goes to 127.0.0.1.`,
     `Windowed publish: ${p.windowed.window} publishes kept unacknowledged; ${p.windowed.warmupSeconds} s of warm-up, then acks counted over ${p.windowed.seconds} s.`,
-    `Serial publish: one publish at a time, each waiting for its ack, for ${p.serial.seconds} s after ${p.serial.warmupCount} warm-up publishes; p50/p99 of the ack latency.`,
+    `Serial publish: one publish at a time, each waiting for its ack, for ${p.serial.seconds} s after ${p.serial.warmupSeconds} s of warm-up publishes (the same for every system: the Node clients and Skyrocket's broker run their first few thousand requests before the JIT has compiled the hot path); p50/p99 of the ack latency.`,
     `End to end: the consumer subscribes first, then the producer publishes ${p.e2e.ratePerSecond} msgs/s for ${p.e2e.seconds} s without waiting for acks (at most ${p.e2e.maxInFlight} unacknowledged). Latency = receive time − send time from the body (CLOCK_MONOTONIC, shared by the processes); the first ${p.e2e.warmupSeconds} s of messages are left out.`,
     `Catch-up: a backlog of ${p.catchUp.count.toLocaleString('en-US')} messages${scaled} is published with ${p.catchUp.window} in flight, then a fresh consumer drains it; rate = backlog ÷ time from subscribing to the last message.`,
     `Consumers hold up to ${p.consumer.window} messages unacknowledged: RabbitMQ \`prefetch(${p.consumer.window})\` with one multiple-ack per event-loop turn; Redis \`XREADGROUP COUNT ${p.consumer.window}\` with one \`XACK\` per read; NATS pull consumer \`consume({ max_messages: ${p.consumer.window} })\`, each message acked; Skyrocket \`SimpleConsumer.ackAndReceive(previous, ${p.consumer.window})\` with ${p.consumer.skyrocketReceivers} receives in flight, each carrying the acks of the batch before it.`,
-    `Skyrocket: one broker (the peers run one node each), started from the production entry point \`broker-fargate/src/main.ts\` (through tsx) with its defaults (\`sync\` flush, 1 GiB segments), topics of 8 queues; the name server runs on the embedded DynamoDB stand-in (dynalite) in a separate process whose CPU and memory are recorded apart (\`resources.auxiliary\`), not as the broker's. Publishing through the SDK's \`Producer.send\` with its defaults (adaptive batching: a send goes out at the end of the event-loop turn while fewer than 4 requests are in flight, otherwise with the sends that queued meanwhile, up to 256 messages per request); serial publish through \`Producer.${p.skyrocketSerialMode === 'single' ? 'sendBatch([message])' : 'send'}\`. The SDK sends messages as frames (\`application/vnd.skyrocket.frame\`: a JSON meta and the bodies as bytes) and receives them in binary (\`application/vnd.skyrocket.deliveries\`), over node:http keep-alive connections; its acks ask for a count rather than the handles echoed back. The broker runs with the V8 flags every launcher gives it (\`--max-semi-space-size=32\`).`,
+    `Skyrocket: one broker (the peers run one node each), started from the production entry point \`broker-fargate/src/main.ts\` (through tsx) with its defaults (\`sync\` flush, 1 GiB segments), topics of 8 queues; the name server runs on the embedded DynamoDB stand-in (dynalite) in a separate process whose CPU and memory are recorded apart (\`resources.auxiliary\`), not as the broker's. Publishing through the SDK's \`Producer.send\` with its defaults (adaptive batching: a send goes out at the end of the event-loop turn while fewer than 4 requests are in flight, otherwise with the sends that queued meanwhile, up to 256 messages per request); serial publish through \`Producer.${p.skyrocketSerialMode === 'single' ? 'sendBatch([message])' : 'send'}\`. The SDK sends messages as frames (\`application/vnd.skyrocket.frame\`: a JSON meta and the bodies as bytes) and receives them in binary (\`application/vnd.skyrocket.deliveries\`), ${p.skyrocketTransport === 'wire' ? 'over the wire protocol (a \`skyrocket://\` endpoint: the same API as frames on one long-lived TCP connection per process, core/wire.ts)' : 'over node:http keep-alive connections (an \`http://\` endpoint)'}; its acks ask for a count rather than the handles echoed back. The broker runs with the V8 flags every launcher gives it (\`--max-semi-space-size=32\`).`,
     "Peak RSS: the VmHWM (/proc/<pid>/status) of the server's main process: beam.smp for RabbitMQ, redis-server, nats-server, Skyrocket's broker process. The JSON also lists every process of each server's tree (RabbitMQ's start script, erl_child_setup, inet_gethost, epmd; the AOF-rewrite children Redis forks; not tsx's esbuild helper beside Skyrocket's broker, which the production bundle does not have) and the tree's peak summed PSS, sampled every 250 ms (PSS divides shared pages among their sharers, so Redis's forks do not count its dataset again; it also divides Node's binary among the other Node processes on the machine, which flatters Skyrocket). CPU: utime + stime of every process of the tree, from /proc/<pid>/stat.",
     `Each system is started afresh for every repetition, with an empty data directory; the order of the systems rotates between repetitions. Every workload uses its own stream/queue/topic, deleted afterwards.`,
     'The machine is shared: the load average before and after each system\'s repetition is in the JSON (`runs[].loadAverage`).',
@@ -201,7 +206,7 @@ async function measure(): Promise<void> {
       }
       log(`${system} #${rep + 1}: starting`);
       try {
-        current = await startServer(system, { tmpRoot });
+        current = await startServer(system, { tmpRoot, skyrocketTransport: plan.skyrocketTransport });
       } catch (error) {
         log(`${system} #${rep + 1}: could not start: ${(error as Error).message}`);
         runs.push({ system, repetition: rep, startSeconds: NaN, settleSeconds: NaN, loadAverage: { before: os.loadavg(), after: [] }, errors: [`start: ${(error as Error).message}`] });

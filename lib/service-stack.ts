@@ -47,6 +47,8 @@ import { SweepFunctions, type SweepFunction } from './sweep-functions.ts';
 
 /** The port the broker listens on inside its task (SKYROCKET_PORT). */
 export const brokerPort = 8080;
+/** The port of the broker's wire protocol (SKYROCKET_WIRE_PORT), in the task and on the NLB. */
+export const brokerWirePort = 10911;
 /** Where the task's ephemeral storage is mounted, and the broker keeps its store (SKYROCKET_DATA_DIR). */
 export const brokerDataDir = '/data';
 /**
@@ -105,6 +107,7 @@ export function brokerEnvironment(
     SKYROCKET_DATA_DIR: brokerDataDir,
     SKYROCKET_HOST: '0.0.0.0',
     SKYROCKET_PORT: String(brokerPort),
+    SKYROCKET_WIRE_PORT: String(brokerWirePort),
     // The slot's Cloud Map name follows the task, whatever private IP it gets.
     SKYROCKET_ADVERTISED_URL: `http://${slot.name}.${names.dnsNamespace}:${brokerPort}`,
     SKYROCKET_FLUSH_MODE: 'sync',
@@ -149,6 +152,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
   readonly cluster: ecs.Cluster;
   readonly loadBalancer: elbv2.NetworkLoadBalancer;
   readonly targetGroup: elbv2.NetworkTargetGroup;
+  readonly wireTargetGroup: elbv2.NetworkTargetGroup;
   /** The role every broker task runs as; the grant target for Lambda consumers. */
   readonly brokerTaskRole: iam.Role;
   readonly services: readonly ecs.FargateService[];
@@ -161,6 +165,8 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
   readonly dashboard: cloudwatch.Dashboard;
   /** The URL clients use. */
   readonly endpoint: string;
+  /** `skyrocket(s)://<nlb>:10911`: the wire protocol through the same load balancer. */
+  readonly wireEndpoint: string;
   readonly subscriptionPath: string;
   /** The segments bucket's name, derived like the stateful stack derives it (no cross-stack reference). */
   readonly segmentsBucketName: string;
@@ -221,6 +227,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
     });
     for (const cidr of config.allowedCidrs) {
       loadBalancerSecurityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(listenerPort), `Skyrocket clients ${cidr} (allowedCidrs)`);
+      loadBalancerSecurityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(brokerWirePort), `Skyrocket wire-protocol clients ${cidr} (allowedCidrs)`);
     }
     if (config.allowedCidrs.includes('0.0.0.0/0')) {
       acknowledgeNag(
@@ -235,6 +242,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
       allowAllOutbound: false,
     }));
     brokerSecurityGroup.connections.allowFrom(loadBalancerSecurityGroup, ec2.Port.tcp(brokerPort), 'client traffic and health checks from the NLB');
+    brokerSecurityGroup.connections.allowFrom(loadBalancerSecurityGroup, ec2.Port.tcp(brokerWirePort), 'wire-protocol client traffic from the NLB');
     brokerSecurityGroup.connections.allowInternally(ec2.Port.tcp(brokerPort), 'requests forwarded between brokers');
     // HTTPS to AWS APIs. The subnets have no route to the internet, so only the VPC endpoints
     // (and the gateway endpoints' service ranges) can answer.
@@ -332,23 +340,27 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
       crossZoneEnabled: true,
     });
     this.loadBalancer.logAccessLogs(data.logsBucket, `nlb/${names.cluster}`);
-    this.targetGroup = new elbv2.NetworkTargetGroup(this, 'BrokerTargets', {
-      vpc: this.vpc,
-      port: brokerPort,
-      protocol: elbv2.Protocol.TCP,
-      targetType: elbv2.TargetType.IP,
-      deregistrationDelay: cdk.Duration.seconds(deregistrationDelaySeconds),
-      healthCheck: {
-        protocol: elbv2.Protocol.HTTP,
-        path: '/healthz',
-        port: 'traffic-port',
-        healthyHttpCodes: '200',
-        interval: cdk.Duration.seconds(10),
-        timeout: cdk.Duration.seconds(5),
-        healthyThresholdCount: 2,
-        unhealthyThresholdCount: 2,
-      },
-    });
+    // Targets on a broker port, healthy while the broker's HTTP side answers /healthz (the same
+    // process serves the wire protocol).
+    const brokerTargets = (id: string, port: number): elbv2.NetworkTargetGroup =>
+      new elbv2.NetworkTargetGroup(this, id, {
+        vpc: this.vpc,
+        port,
+        protocol: elbv2.Protocol.TCP,
+        targetType: elbv2.TargetType.IP,
+        deregistrationDelay: cdk.Duration.seconds(deregistrationDelaySeconds),
+        healthCheck: {
+          protocol: elbv2.Protocol.HTTP,
+          path: '/healthz',
+          port: port === brokerPort ? 'traffic-port' : String(brokerPort),
+          healthyHttpCodes: '200',
+          interval: cdk.Duration.seconds(10),
+          timeout: cdk.Duration.seconds(5),
+          healthyThresholdCount: 2,
+          unhealthyThresholdCount: 2,
+        },
+      });
+    this.targetGroup = brokerTargets('BrokerTargets', brokerPort);
     const listener =
       config.listener.protocol === 'TLS'
         ? this.loadBalancer.addListener('Listener', {
@@ -370,6 +382,17 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
       );
     }
     this.endpoint = config.listener.protocol === 'TLS' ? `https://${this.loadBalancer.loadBalancerDnsName}` : `http://${this.loadBalancer.loadBalancerDnsName}`;
+    // The wire protocol (core/wire.ts): its own listener and targets, TLS ended at the NLB as for HTTPS.
+    this.wireTargetGroup = brokerTargets('BrokerWireTargets', brokerWirePort);
+    this.loadBalancer.addListener('WireListener', {
+      port: brokerWirePort,
+      protocol: config.listener.protocol === 'TLS' ? elbv2.Protocol.TLS : elbv2.Protocol.TCP,
+      ...(config.listener.protocol === 'TLS'
+        ? { certificates: [elbv2.ListenerCertificate.fromArn(config.listener.certificateArn)], sslPolicy: elbv2.SslPolicy.TLS13_12_RES_PQ }
+        : {}),
+      defaultTargetGroups: [this.wireTargetGroup],
+    });
+    this.wireEndpoint = `${config.listener.protocol === 'TLS' ? 'skyrockets' : 'skyrocket'}://${this.loadBalancer.loadBalancerDnsName}:${brokerWirePort}`;
 
     // ---- One service per broker slot ----------------------------------------------------------
     const services: ecs.FargateService[] = [];
@@ -391,7 +414,10 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
         essential: true,
         environment: brokerEnvironment(slot, names, config, this.segmentsBucketName),
         secrets: { SKYROCKET_INTERNAL_SECRET: secret },
-        portMappings: [{ containerPort: brokerPort, name: 'http' }],
+        portMappings: [
+          { containerPort: brokerPort, name: 'http' },
+          { containerPort: brokerWirePort, name: 'wire' },
+        ],
         readonlyRootFilesystem: true,
         stopTimeout: cdk.Duration.seconds(brokerStopTimeoutSeconds),
         healthCheck: {
@@ -456,6 +482,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
         enableECSManagedTags: true,
       });
       this.targetGroup.addTarget(service.loadBalancerTarget({ containerName: 'broker', containerPort: brokerPort }));
+      this.wireTargetGroup.addTarget(service.loadBalancerTarget({ containerName: 'broker', containerPort: brokerWirePort }));
       services.push(service);
     }
     this.services = services;
@@ -490,6 +517,7 @@ export class ServiceStack extends cdk.Stack implements LambdaConsumerTarget {
     this.dashboard = dashboard;
 
     new cdk.CfnOutput(this, 'Endpoint', { value: this.endpoint, description: 'The Skyrocket API endpoint (HTTPS REST)' });
+    new cdk.CfnOutput(this, 'WireEndpoint', { value: this.wireEndpoint, description: 'The same API over the wire protocol, for the SDK (lowest latency)' });
     new cdk.CfnOutput(this, 'LoadBalancerDnsName', { value: this.loadBalancer.loadBalancerDnsName });
     new cdk.CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
     new cdk.CfnOutput(this, 'SubscriptionPath', { value: this.subscriptionPath });

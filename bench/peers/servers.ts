@@ -45,6 +45,11 @@ export interface StartOptions {
   tmpRoot?: string;
   /** Seconds to wait for a server to be ready. @default 120 */
   startTimeoutSeconds?: number;
+  /**
+   * Skyrocket only: the endpoint the clients get, the wire protocol's (`skyrocket://`) or HTTP's.
+   * @default 'wire'
+   */
+  skyrocketTransport?: 'wire' | 'http';
 }
 
 const host = '127.0.0.1';
@@ -166,7 +171,7 @@ export async function startServer(system: SystemName, options: StartOptions = {}
   const t0 = performance.now();
   const timeoutMs = (options.startTimeoutSeconds ?? 120) * 1000;
   try {
-    const server = await starters[system](dataDir, timeoutMs);
+    const server = await starters[system](dataDir, timeoutMs, options);
     return { ...server, system, dataDir, startSeconds: (performance.now() - t0) / 1000 };
   } catch (error) {
     removeDir(dataDir);
@@ -174,7 +179,7 @@ export async function startServer(system: SystemName, options: StartOptions = {}
   }
 }
 
-type Starter = (dataDir: string, timeoutMs: number) => Promise<Omit<RunningServer, 'system' | 'dataDir' | 'startSeconds'>>;
+type Starter = (dataDir: string, timeoutMs: number, options: StartOptions) => Promise<Omit<RunningServer, 'system' | 'dataDir' | 'startSeconds'>>;
 
 /** Stops `procs` in order (the last started first is the caller's job), then removes `dataDir`. */
 function stopper(procs: Proc[], dataDir: string): () => Promise<void> {
@@ -277,7 +282,7 @@ const starters: Record<SystemName, Starter> = {
     };
   },
 
-  async skyrocket(dataDir, timeoutMs) {
+  async skyrocket(dataDir, timeoutMs, options) {
     const tablePrefix = 'skyrocket-bench-';
     const aws = fork(path.join(import.meta.dirname, 'skyrocket-aws.ts'), [path.join(dataDir, 'aws'), tablePrefix], {
       execArgv: ['--import', tsxLoader],
@@ -295,6 +300,7 @@ const starters: Record<SystemName, Starter> = {
     }
     const dynamodb: AwsEndpoint = ready.dynamodb;
     const port = await freePort();
+    const wirePort = await freePort();
     // For profiling the broker alone: BENCH_BROKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
     const nodeArgs = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
     const brokerArgs = [...brokerNodeFlags, ...nodeArgs, '--import', tsxLoader, '--import', brokerGuard, path.join(root, 'broker-fargate/src/main.ts')];
@@ -308,6 +314,7 @@ const starters: Record<SystemName, Starter> = {
         SKYROCKET_DATA_DIR: path.join(dataDir, 'broker-1'),
         SKYROCKET_HOST: host,
         SKYROCKET_PORT: String(port),
+        SKYROCKET_WIRE_PORT: String(wirePort),
         SKYROCKET_DYNAMODB_ENDPOINT: dynamodb.endpoint,
         SKYROCKET_TABLE_PREFIX: tablePrefix,
         SKYROCKET_INTERNAL_SECRET: 'bench-internal-secret-0123456789',
@@ -328,7 +335,11 @@ const starters: Record<SystemName, Starter> = {
       throw error;
     }
     return {
-      connection: { system: 'skyrocket', endpoint: `http://${host}:${port}`, apiKey: ready.apiKey },
+      connection: {
+        system: 'skyrocket',
+        endpoint: options.skyrocketTransport === 'http' ? `http://${host}:${port}` : `skyrocket://${host}:${wirePort}`,
+        apiKey: ready.apiKey,
+      },
       serverPids: [b.pid],
       auxiliaryPids: [a.pid],
       // tsx's TypeScript transpiler, a child of the broker here; production runs the esbuild bundle.

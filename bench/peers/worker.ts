@@ -23,8 +23,8 @@ interface JobBase {
 export type Job =
   /** Keeps `window` publishes unacknowledged; counts acks over `seconds` after `warmupSeconds`. */
   | (JobBase & { kind: 'windowed'; window: number; warmupSeconds: number; seconds: number; publisher: PublisherOptions })
-  /** One publish at a time; ack latency of each after the first `warmupCount`. */
-  | (JobBase & { kind: 'serial'; warmupCount: number; seconds: number; publisher: PublisherOptions })
+  /** One publish at a time; ack latency of each after the first `warmupSeconds`. */
+  | (JobBase & { kind: 'serial'; warmupSeconds: number; seconds: number; publisher: PublisherOptions })
   /** Publishes at `ratePerSecond` for `seconds`, without waiting for acks (at most `maxInFlight` unacked). */
   | (JobBase & { kind: 'paced'; ratePerSecond: number; seconds: number; maxInFlight: number; publisher: PublisherOptions })
   /** Publishes `count` messages with `window` unacknowledged, as fast as acks come back. */
@@ -143,9 +143,10 @@ async function serial(pub: Publisher, job: Extract<Job, { kind: 'serial' }>): Pr
   const samples = new Samples();
   let errors = 0;
   let firstError: string | undefined;
-  let deadline = Infinity;
+  const measureFrom = nowMs() + job.warmupSeconds * 1000;
+  const deadline = measureFrom + job.seconds * 1000;
   for (let seq = 0; nowMs() < deadline; seq++) {
-    if (seq === job.warmupCount) deadline = nowMs() + job.seconds * 1000;
+    const measured = nowMs() >= measureFrom;
     const started = process.hrtime.bigint();
     try {
       await pub.publish(makeBody(seq, padding));
@@ -155,7 +156,7 @@ async function serial(pub: Publisher, job: Extract<Job, { kind: 'serial' }>): Pr
       if (errors > 100) break;
       continue;
     }
-    if (seq >= job.warmupCount) samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+    if (measured) samples.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
   return { latency: summarizeLatencies(samples.toArray()), errors, ...(firstError ? { firstError } : {}) };
 }

@@ -33,12 +33,14 @@ import type {
 export interface Plan {
   bodyBytes: number;
   windowed: { seconds: number; warmupSeconds: number; window: number };
-  serial: { seconds: number; warmupCount: number };
+  serial: { seconds: number; warmupSeconds: number };
   e2e: { seconds: number; ratePerSecond: number; warmupSeconds: number; maxInFlight: number };
   catchUp: { count: number; window: number; produceTimeoutSeconds: number; consumeTimeoutSeconds: number };
   consumer: ConsumerOptions;
   /** Skyrocket's serial publish: each message its own request (`single`) or through the batcher (`coalesce`). */
   skyrocketSerialMode: 'coalesce' | 'single';
+  /** The endpoint the Skyrocket clients use: the wire protocol's or HTTP's. */
+  skyrocketTransport: 'wire' | 'http';
   /** The workloads to run (all by default): for looking at one before and after a change. */
   workloads?: ReadonlySet<WorkloadName>;
 }
@@ -210,8 +212,8 @@ export async function runWorkloads(
     });
 
     await workload('serial', async (d) => {
-      const { seconds, warmupCount } = plan.serial;
-      const w = new Worker({ ...base(d), kind: 'serial', warmupCount, seconds, publisher: { skyrocketMode: plan.skyrocketSerialMode } });
+      const { seconds, warmupSeconds } = plan.serial;
+      const w = new Worker({ ...base(d), kind: 'serial', warmupSeconds, seconds, publisher: { skyrocketMode: plan.skyrocketSerialMode } });
       run.serial = await cpuAround(() => w.result<SerialResult>((seconds + 60) * 1000));
       log(`    p50 ${run.serial.latency.p50Ms} ms, p99 ${run.serial.latency.p99Ms} ms (${run.serial.latency.count} acks)`);
     });

@@ -14,6 +14,8 @@ export interface DevBroker {
   brokerId: number;
   brokerGroup: string;
   url: string;
+  /** The broker's wire-protocol endpoint (`skyrocket://host:port`), for the lowest latency. */
+  wireUrl?: string | undefined;
   /** Process id of the broker while the dev cluster runs. */
   pid: number;
 }

@@ -63,6 +63,8 @@ export interface DevOptions {
   dataDir: string;
   /** Port of broker 1; broker 2 takes the next. 0: both on free ports. @default 9876 */
   port: number;
+  /** Wire-protocol port of broker 1; broker 2 takes the next. 0: free ports. @default 10911 (RocketMQ's broker port) */
+  wirePort?: number;
   /** @default 0 (a free port) */
   dynamodbPort: number;
   /** @default 0 (a free port) */
@@ -221,8 +223,11 @@ class DevCluster {
   async start(): Promise<void> {
     const { port } = this.#options;
     const brokerPorts = Array.from({ length: dev.brokerCount }, (_, i) => (port === 0 ? 0 : port + i));
+    const wirePort = this.#options.wirePort ?? 10911;
+    const wirePorts = brokerPorts.map((_, i) => (wirePort === 0 ? 0 : wirePort + i));
+    if (wirePorts.some((p) => p > 65535)) throw new DevFailure(`--wire-port ${wirePort} leaves no room for ${dev.brokerCount} brokers`);
     if (brokerPorts.some((p) => p > 65535)) throw new DevFailure(`--port ${port} leaves no room for ${dev.brokerCount} brokers`);
-    await Promise.all(brokerPorts.filter((p) => p !== 0).map((p) => checkPortFree(p)));
+    await Promise.all([...brokerPorts, ...wirePorts].filter((p) => p !== 0).map((p) => checkPortFree(p)));
 
     fs.mkdirSync(this.#dataDir, { recursive: true });
     say(`Skyrocket dev cluster in ${this.#dataDir}`);
@@ -265,7 +270,7 @@ class DevCluster {
 
     say(`  starting ${dev.brokerCount} brokers`);
     const secret = this.#internalSecret();
-    const started = await Promise.allSettled(brokerPorts.map((p, i) => this.#startBroker(i + 1, p, secret, servers)));
+    const started = await Promise.allSettled(brokerPorts.map((p, i) => this.#startBroker(i + 1, p, wirePorts[i] as number, secret, servers)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     this.#throwIfStopping();
@@ -274,7 +279,7 @@ class DevCluster {
 
     const endpoint = (this.#brokers[0] as RunningBroker).url;
     if (this.#options.example === true) await setupExample(endpoint, apiKey);
-    const brokers = this.#brokers.map(({ brokerId, brokerGroup, url, pid }) => ({ brokerId, brokerGroup, url, pid }));
+    const brokers = this.#brokers.map(({ brokerId, brokerGroup, url, wireUrl, pid }) => ({ brokerId, brokerGroup, url, wireUrl, pid }));
     const credentials = writeCredentials(this.#dataDir, {
       endpoint,
       apiKey,
@@ -288,7 +293,7 @@ class DevCluster {
     say(`  dynamodb     ${servers.dynamodb.endpoint}  (tables ${dev.tablePrefix}*)`);
     say(`  s3           ${servers.s3.endpoint}  (bucket ${dev.bucket})`);
     for (const b of this.#brokers) {
-      say(`  broker ${b.brokerId}     ${b.url}  (${b.brokerGroup}, pid ${b.pid}, log ${displayPath(b.log.path.toString())})`);
+      say(`  broker ${b.brokerId}     ${b.url}  ${b.wireUrl ?? ''}  (${b.brokerGroup}, pid ${b.pid}, log ${displayPath(b.log.path.toString())})`);
     }
     const names = lambda.functions.list();
     say(`  lambda       ${lambda.server.url}  (functions in ${displayPath(functionsDir)}: ${names.length === 0 ? 'none' : names.join(', ')})`);
@@ -392,7 +397,7 @@ class DevCluster {
     return secret;
   }
 
-  async #startBroker(brokerId: number, port: number, secret: string, servers: EmbeddedServers): Promise<void> {
+  async #startBroker(brokerId: number, port: number, wirePort: number, secret: string, servers: EmbeddedServers): Promise<void> {
     const brokerGroup = `bg-${brokerId}`;
     const dataDir = path.join(this.#dataDir, `broker-${brokerId}`);
     const logDir = path.join(this.#dataDir, 'logs');
@@ -409,6 +414,7 @@ class DevCluster {
         SKYROCKET_DATA_DIR: dataDir,
         SKYROCKET_HOST: dev.host,
         SKYROCKET_PORT: String(port),
+        SKYROCKET_WIRE_PORT: String(wirePort),
         SKYROCKET_SEGMENT_SIZE_BYTES: String(dev.segmentSizeBytes),
         SKYROCKET_SHUTDOWN_GRACE_MS: String(dev.brokerShutdownGraceMs),
         SKYROCKET_DYNAMODB_ENDPOINT: servers.dynamodb.endpoint,
@@ -447,6 +453,7 @@ class DevCluster {
         const entry = parseLogLine(line);
         if (entry?.['msg'] === 'ready' && typeof entry['url'] === 'string') {
           clearTimeout(timer);
+          if (typeof entry['wireUrl'] === 'string') broker.wireUrl = entry['wireUrl'];
           resolve(entry['url']);
         } else if (entry !== undefined && typeof entry['level'] === 'number' && entry['level'] >= 40) {
           // pino: 40 warn, 50 error, 60 fatal. Info lines stay in the log file.
@@ -571,7 +578,7 @@ async function checkPortFree(port: number): Promise<void> {
       reject(
         new DevFailure(
           error.code === 'EADDRINUSE'
-            ? `port ${port} is in use (another \`skyrocket dev\`?); choose other ports with --port <first>`
+            ? `port ${port} is in use (another \`skyrocket dev\`?); choose other ports with --port <first> (or --wire-port <first> for the wire ports)`
             : `cannot listen on ${dev.host}:${port}: ${error.message}`,
         ),
       );

@@ -23,7 +23,8 @@ import {
   validateWaitMs,
 } from '../../core/validate.ts';
 import { BufferPool } from './api/buffer-pool.ts';
-import { readBody, readJson, requestTarget, Router, type RequestTarget, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
+import { readBody, readJson, requestTarget, Router, type ApiRequest, type ApiResponse, type RequestTarget, sendError, sendJson, toSkyrocketError, type Params } from './api/http-kit.ts';
+import { WireServer } from './api/wire-server.ts';
 import { openApiDocument } from './api/openapi.ts';
 import type { BrokerConfig } from './config.ts';
 import { ConsumerGroups, Delivery } from './consume/consumer-groups.ts';
@@ -120,6 +121,7 @@ export class Broker {
   readonly #log: BrokerLogger;
   readonly #now: () => number;
   readonly #server: http.Server;
+  readonly #wire: WireServer | undefined;
   readonly #router = new Router();
   readonly #requestTimers = new BoundedMap<string, { observe(seconds: number): void }>(1024);
   /** Long polls waiting per topic; `key` names receives that would take the same messages. */
@@ -162,11 +164,12 @@ export class Broker {
     });
     transactions.listener = this.#transactionIndex;
     transactions.onCommitted = (topic) => this.#notify(topic);
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
+    const handler = (req: ApiRequest, res: ApiResponse): void => void this.#handle(req, res);
     this.#server = this.config.tls
       ? https.createServer({ cert: this.config.tls.cert, key: this.config.tls.key }, handler)
       : http.createServer(handler);
     this.#server.keepAliveTimeout = 65_000;
+    if (this.config.wirePort !== undefined) this.#wire = new WireServer(handler, this.config.tls);
     this.#routes();
   }
 
@@ -207,11 +210,12 @@ export class Broker {
       broker.#server.once('error', reject);
       broker.#server.listen(config.port, config.host, () => resolve());
     });
+    if (broker.#wire !== undefined) await broker.#wire.listen(config.wirePort as number, config.host);
     const port = (broker.#server.address() as AddressInfo).port;
     broker.#url = config.port === 0 ? config.advertisedUrl.replace(/:\d+$/, `:${port}`) : config.advertisedUrl;
     broker.dispatcher.start();
     broker.#log.info(
-      { brokerId: config.brokerId, brokerGroup: config.brokerGroup, url: broker.#url, recovery: store.recovery },
+      { brokerId: config.brokerId, brokerGroup: config.brokerGroup, url: broker.#url, wirePort: broker.wirePort, recovery: store.recovery },
       'broker started',
     );
     return broker;
@@ -224,6 +228,11 @@ export class Broker {
 
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The port of the wire protocol (core/wire.ts), if it is on. */
+  get wirePort(): number | undefined {
+    return this.#wire?.port;
   }
 
   /** The timing wheel of delayed messages. */
@@ -284,7 +293,7 @@ export class Broker {
     r.on('POST', '/v1/transactions/:transactionId/check', (req, res, p) => this.#checkTransaction(req, res, p));
   }
 
-  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #handle(req: ApiRequest, res: ApiResponse): Promise<void> {
     const started = performance.now();
     let route = 'unmatched';
     this.#inflightRequests++;
@@ -327,7 +336,7 @@ export class Broker {
   }
 
   /** Authenticates the caller and checks one permission. Forwarded requests carry the secret. */
-  async #auth(req: http.IncomingMessage, action: Action, resource: string): Promise<RequestContext> {
+  async #auth(req: ApiRequest, action: Action, resource: string): Promise<RequestContext> {
     const ctx = await this.#authenticate(req);
     if (!authorize(ctx.principal, action, resource)) {
       throw new SkyrocketError('FORBIDDEN', `principal ${ctx.principal.name} may not ${action} ${resource === '*' ? '' : resource}`.trim());
@@ -336,7 +345,7 @@ export class Broker {
   }
 
   /** Authenticates the caller without checking a permission (the handler checks one later). */
-  async #authenticate(req: http.IncomingMessage): Promise<RequestContext> {
+  async #authenticate(req: ApiRequest): Promise<RequestContext> {
     const internal = req.headers[internalHeader];
     if (typeof internal === 'string') {
       if (!constantTimeEqual(internal, this.config.internalSecret)) {
@@ -385,7 +394,7 @@ export class Broker {
   }
 
   /** Relays another broker's answer (success or error) unchanged. */
-  #relay(res: http.ServerResponse, reply: { status: number; json: unknown }): void {
+  #relay(res: ApiResponse, reply: { status: number; json: unknown }): void {
     sendJson(res, reply.status, reply.json);
   }
 
@@ -414,7 +423,7 @@ export class Broker {
   // ---------------------------------------------------------------------------------------------
   // Topics and groups (administration)
 
-  async #createTopic(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #createTopic(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     const body = await readJson(req, 64 * 1024);
     const name = validateTopicName(body['name'], 'name');
@@ -431,18 +440,18 @@ export class Broker {
     sendJson(res, 201, topicJson(topic));
   }
 
-  async #listTopics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #listTopics(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     sendJson(res, 200, { topics: (await this.#directory.listTopics()).map(topicJson) });
   }
 
-  async #getTopic(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #getTopic(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateTopicName(p['topic']);
     await this.#auth(req, 'publish', name);
     sendJson(res, 200, topicJson(await this.#directory.topic(name)));
   }
 
-  async #deleteTopic(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #deleteTopic(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateTopicName(p['topic']);
     await this.#auth(req, 'admin', '*');
     await this.#directory.topic(name);
@@ -450,7 +459,7 @@ export class Broker {
     res.writeHead(204).end();
   }
 
-  async #topicRoute(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #topicRoute(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateTopicName(p['topic']);
     const header = req.headers.authorization;
     if (header === undefined && req.headers[internalHeader] === undefined) {
@@ -470,7 +479,7 @@ export class Broker {
   }
 
   /** A route may be read by anyone allowed to publish to the topic or to consume at all. */
-  async #authAny(req: http.IncomingMessage, topic: string): Promise<RequestContext> {
+  async #authAny(req: ApiRequest, topic: string): Promise<RequestContext> {
     try {
       return await this.#auth(req, 'publish', topic);
     } catch (error) {
@@ -479,7 +488,7 @@ export class Broker {
     }
   }
 
-  async #createGroup(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #createGroup(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     const body = await readJson(req, 64 * 1024);
     const name = validateGroupName(body['name'], 'name');
@@ -499,12 +508,12 @@ export class Broker {
     sendJson(res, 201, group);
   }
 
-  async #listGroups(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #listGroups(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     sendJson(res, 200, { groups: await this.#directory.listGroups() });
   }
 
-  async #deleteGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #deleteGroup(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateGroupName(p['group']);
     await this.#auth(req, 'admin', '*');
     await this.#directory.group(name);
@@ -514,7 +523,7 @@ export class Broker {
   }
 
   /** Makes the group's messages of one topic go to a Lambda function (dispatch/). */
-  async #putLambdaSubscription(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #putLambdaSubscription(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateGroupName(p['group']);
     const topic = validateTopicName(p['topic']);
     await this.#auth(req, 'admin', '*');
@@ -533,7 +542,7 @@ export class Broker {
     sendJson(res, 200, updated);
   }
 
-  async #deleteLambdaSubscription(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #deleteLambdaSubscription(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateGroupName(p['group']);
     const topic = validateTopicName(p['topic']);
     await this.#auth(req, 'admin', '*');
@@ -543,7 +552,7 @@ export class Broker {
   }
 
   /** The group with its lag per topic and queue, gathered from every broker group. */
-  async #getGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #getGroup(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', name);
     const group = await this.#directory.group(name);
@@ -597,7 +606,7 @@ export class Broker {
   // ---------------------------------------------------------------------------------------------
   // Produce
 
-  async #send(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #send(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const topic = validateTopicName(p['topic']);
     const ctx = await this.#auth(req, 'publish', topic);
     const raw = await readBody(req, maxRequestBytes);
@@ -772,7 +781,7 @@ export class Broker {
   // ---------------------------------------------------------------------------------------------
   // Consume
 
-  async #receive(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #receive(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const groupName = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', groupName);
     // As large as an ack's: a receive may carry the acks of a whole batch (ackReceiptHandles).
@@ -957,7 +966,7 @@ export class Broker {
     return out.slice(0, r.max);
   }
 
-  async #ack(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #ack(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const raw = await readBody(req, 4 * 1024 * 1024);
@@ -1043,7 +1052,7 @@ export class Broker {
   }
 
 
-  async #changeInvisibility(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #changeInvisibility(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const raw = await readBody(req, 64 * 1024);
@@ -1063,7 +1072,7 @@ export class Broker {
   }
 
   /** The consumer failed: the messages come back after the retry backoff (or `delayMs`). */
-  async #nack(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #nack(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const raw = await readBody(req, 4 * 1024 * 1024);
@@ -1090,7 +1099,7 @@ export class Broker {
     return [this.config.brokerGroup, ...groups.filter((g) => g !== this.config.brokerGroup)];
   }
 
-  async #listDeadLetters(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
+  async #listDeadLetters(req: ApiRequest, res: ApiResponse, p: Params, url: RequestTarget): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const max = validateMaxMessages(Number(url.searchParams.get('max') ?? 32), 'max');
@@ -1115,7 +1124,7 @@ export class Broker {
    * Sends dead letters back to the topics they came from (all of them, or those named by id) as
    * new messages with their delivery attempts reset, and stops listing them.
    */
-  async #redrive(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #redrive(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const raw = await readBody(req, 1024 * 1024);
@@ -1194,7 +1203,7 @@ export class Broker {
     return results.map((r) => ({ messageId: r.messageId, queueId: r.queueId, queueOffset: r.queueOffset }));
   }
 
-  async #getOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
+  async #getOffsets(req: ApiRequest, res: ApiResponse, p: Params, url: RequestTarget): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const topic = validateTopicName(url.searchParams.get('topic') ?? undefined);
@@ -1216,7 +1225,7 @@ export class Broker {
     sendJson(res, 200, { group, topic, offsets });
   }
 
-  async #putOffsets(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #putOffsets(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const group = validateGroupName(p['group']);
     const ctx = await this.#auth(req, 'subscribe', group);
     const raw = await readBody(req, 64 * 1024);
@@ -1243,7 +1252,7 @@ export class Broker {
   }
 
   /** Pull by offset, for stream readers that keep their own position. */
-  async #pull(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
+  async #pull(req: ApiRequest, res: ApiResponse, p: Params, url: RequestTarget): Promise<void> {
     const topic = validateTopicName(p['topic']);
     const ctx = await this.#auth(req, 'subscribe', '*');
     const queueId = Number(p['queueId']);
@@ -1273,7 +1282,7 @@ export class Broker {
     });
   }
 
-  async #getMessage(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #getMessage(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const ctx = await this.#auth(req, 'subscribe', '*');
     const id = p['messageId'] ?? '';
     const { brokerId } = decodeMessageId(id);
@@ -1305,7 +1314,7 @@ export class Broker {
    * Cancels a delayed message before it is delivered, on the broker that holds it. The caller
    * needs publish permission on the message's topic.
    */
-  async #cancelMessage(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #cancelMessage(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const id = p['messageId'] ?? '';
     const { brokerId } = decodeMessageId(id);
     const ctx = await this.#authenticate(req);
@@ -1351,7 +1360,7 @@ export class Broker {
    * this broker's wheel. Each timer's result says whether it was taken (or was already, or was
    * cancelled, or its topic is gone: the sweep deletes those) or refused (it stays parked).
    */
-  async #moveTimers(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #moveTimers(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     const raw = await readBody(req, maxRequestBytes);
     const timers = parseMoveRequest(parseJsonObject(raw));
@@ -1388,7 +1397,7 @@ export class Broker {
     }
   }
 
-  async #queryByKey(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
+  async #queryByKey(req: ApiRequest, res: ApiResponse, p: Params, url: RequestTarget): Promise<void> {
     const topic = validateTopicName(p['topic']);
     const ctx = await this.#auth(req, 'subscribe', '*');
     const key = url.searchParams.get('key');
@@ -1429,7 +1438,7 @@ export class Broker {
     attempt();
   }
 
-  async #createProducerGroup(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #createProducerGroup(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     const body = await readJson(req, 64 * 1024);
     const group = await this.#registry.createProducerGroup({
@@ -1443,19 +1452,19 @@ export class Broker {
     sendJson(res, 201, producerGroupJson(group));
   }
 
-  async #listProducerGroups(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #listProducerGroups(req: ApiRequest, res: ApiResponse): Promise<void> {
     await this.#auth(req, 'admin', '*');
     sendJson(res, 200, { producerGroups: (await this.#registry.listProducerGroups()).map(producerGroupJson) });
   }
 
   /** The group's settings: its registration, or the defaults an unregistered group gets. */
-  async #getProducerGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #getProducerGroup(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = checkProducerGroupName(p['producerGroup'], 'producerGroup');
     await this.#auth(req, 'admin', '*');
     sendJson(res, 200, producerGroupJson(await this.#registry.effectiveProducerGroup(name)));
   }
 
-  async #deleteProducerGroup(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #deleteProducerGroup(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const name = checkProducerGroupName(p['producerGroup'], 'producerGroup');
     await this.#auth(req, 'admin', '*');
     await this.#registry.deleteProducerGroup(name);
@@ -1466,7 +1475,7 @@ export class Broker {
    * Long poll of an SDK producer for check requests of its group, from every broker group: the
    * check requests of topics the caller may publish to.
    */
-  async #pollChecks(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #pollChecks(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const producerGroup = checkProducerGroupName(p['producerGroup'], 'producerGroup');
     const ctx = await this.#authenticate(req);
     const raw = await readBody(req, 64 * 1024);
@@ -1541,7 +1550,7 @@ export class Broker {
     }
   }
 
-  async #getTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params, url: RequestTarget): Promise<void> {
+  async #getTransaction(req: ApiRequest, res: ApiResponse, p: Params, url: RequestTarget): Promise<void> {
     const id = p['transactionId'] ?? '';
     decodeTransactionId(id);
     const ctx = await this.#authenticate(req);
@@ -1557,7 +1566,7 @@ export class Broker {
     sendJson(res, 200, transactionJson(status, withMessage));
   }
 
-  async #commitTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #commitTransaction(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const id = p['transactionId'] ?? '';
     decodeTransactionId(id);
     const ctx = await this.#authenticate(req);
@@ -1565,7 +1574,7 @@ export class Broker {
     await this.#endTransaction(ctx, res, id, 'COMMIT', raw);
   }
 
-  async #rollbackTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #rollbackTransaction(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const id = p['transactionId'] ?? '';
     decodeTransactionId(id);
     const ctx = await this.#authenticate(req);
@@ -1577,7 +1586,7 @@ export class Broker {
    * Commit or rollback, here or at the owning broker group. The body is optional; the check
    * sweep (an internal caller) or an admin may say what resolved it and after how many checks.
    */
-  async #endTransaction(ctx: RequestContext, res: http.ServerResponse, id: string, outcome: Outcome, raw: Buffer): Promise<void> {
+  async #endTransaction(ctx: RequestContext, res: ApiResponse, id: string, outcome: Outcome, raw: Buffer): Promise<void> {
     const body = raw.length === 0 ? {} : parseJsonObject(raw);
     let resolvedBy: ResolvedBy = 'PRODUCER';
     let checks: number | undefined;
@@ -1618,7 +1627,7 @@ export class Broker {
   }
 
   /** The check sweep asks the producer group through its SDK producers' long polls. */
-  async #checkTransaction(req: http.IncomingMessage, res: http.ServerResponse, p: Params): Promise<void> {
+  async #checkTransaction(req: ApiRequest, res: ApiResponse, p: Params): Promise<void> {
     const id = p['transactionId'] ?? '';
     decodeTransactionId(id);
     const ctx = await this.#auth(req, 'admin', '*');
@@ -1651,11 +1660,14 @@ export class Broker {
     for (const topic of [...this.#waiters.keys()]) this.#notify(topic);
     this.transactions.interrupt();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const wireClosed = this.#wire?.close();
     this.#server.closeIdleConnections();
     const deadline = Date.now() + this.config.shutdownGraceMs;
     while (this.#inflightRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.#server.closeAllConnections();
+    this.#wire?.destroyAll();
     await closed;
+    await wireClosed;
     await dispatcherStopped;
     await this.#timers.stop();
     await this.groups.close();
@@ -1815,7 +1827,7 @@ const answerBuffers = new BufferPool();
  * broker group, already in JSON form.
  */
 function sendDeliveries(
-  res: http.ServerResponse,
+  res: ApiResponse,
   deliveries: ReadonlyArray<Delivery | Record<string, unknown>>,
   form: AnswerForm,
   topic: string,

@@ -16,6 +16,13 @@ export interface BrokerConfig {
   host: string;
   /** @default 8080 */
   port: number;
+  /**
+   * Port of the wire protocol (core/wire.ts: the same API as frames on a long-lived TCP or TLS
+   * connection), or undefined for none. Off unless set (a broker binds only the ports it is
+   * given); the CDK stack sets 10911, RocketMQ's broker port, and `skyrocket dev` 10911 and up.
+   * @default undefined
+   */
+  wirePort?: number | undefined;
   /** The URL other brokers and clients use to reach this one. @default http(s)://host:port */
   advertisedUrl: string;
   tls: { cert: Buffer; key: Buffer } | undefined;
@@ -53,6 +60,7 @@ export const configVariables = {
   dataDir: 'SKYROCKET_DATA_DIR',
   host: 'SKYROCKET_HOST',
   port: 'SKYROCKET_PORT',
+  wirePort: 'SKYROCKET_WIRE_PORT',
   advertisedUrl: 'SKYROCKET_ADVERTISED_URL',
   tlsCertFile: 'SKYROCKET_TLS_CERT_FILE',
   tlsKeyFile: 'SKYROCKET_TLS_KEY_FILE',
@@ -107,6 +115,7 @@ export function loadConfig(source: Source): BrokerConfig {
   const brokerId = integer(source, v.brokerId, undefined, 0, 0xffffffff);
   const host = text(source, v.host, '127.0.0.1');
   const port = integer(source, v.port, 8080, 0, 65535);
+  const wirePort = source[v.wirePort] === 'off' || !source[v.wirePort] ? undefined : integer(source, v.wirePort, undefined, 0, 65535);
   // As for every variable, an empty value counts as unset.
   const certFile = source[v.tlsCertFile] || undefined;
   const keyFile = source[v.tlsKeyFile] || undefined;
@@ -156,6 +165,7 @@ export function loadConfig(source: Source): BrokerConfig {
     dataDir: text(source, v.dataDir, undefined),
     host,
     port,
+    wirePort,
     advertisedUrl,
     tls,
     flushMode,

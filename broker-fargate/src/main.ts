@@ -162,7 +162,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   // A line other processes (skyrocket dev, tests) wait for.
-  process.stdout.write(`${JSON.stringify({ msg: 'ready', url: broker.url, brokerId, brokerGroup: config.brokerGroup })}\n`);
+  const wireUrl = broker.wirePort === undefined ? undefined : `skyrocket://${config.host}:${broker.wirePort}`;
+  process.stdout.write(`${JSON.stringify({ msg: 'ready', url: broker.url, wireUrl, brokerId, brokerGroup: config.brokerGroup })}\n`);
 }
 
 await main();

@@ -20,6 +20,8 @@ export interface BrokerProcess {
   brokerGroup: string;
   dataDir: string;
   url: string;
+  /** The wire-protocol endpoint, when the cluster's env turns it on (SKYROCKET_WIRE_PORT). */
+  wireUrl: string | undefined;
   child: ChildProcess;
   stderr: string[];
 }
@@ -99,14 +101,16 @@ export class TestCluster {
     const child = this.spawnBroker({ brokerId, brokerGroup, dataDir, port: 0 });
     const stderr: string[] = [];
     child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+    let wireUrl: string | undefined;
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`broker ${brokerId} did not start: ${stderr.join('')}`)), 30_000);
       const lines = readline.createInterface({ input: child.stdout! });
       lines.on('line', (line) => {
         try {
-          const msg = JSON.parse(line) as { msg?: string; url?: string };
+          const msg = JSON.parse(line) as { msg?: string; url?: string; wireUrl?: string };
           if (msg.msg === 'ready' && msg.url !== undefined) {
             clearTimeout(timer);
+            wireUrl = msg.wireUrl;
             resolve(msg.url);
           }
         } catch {
@@ -118,7 +122,7 @@ export class TestCluster {
         reject(new Error(`broker ${brokerId} exited with ${code}: ${stderr.join('')}`));
       });
     });
-    const broker: BrokerProcess = { index, brokerId, brokerGroup, dataDir, url, child, stderr };
+    const broker: BrokerProcess = { index, brokerId, brokerGroup, dataDir, url, wireUrl, child, stderr };
     this.brokers[index] = broker;
     return broker;
   }

@@ -85,7 +85,10 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
         },
         HealthCheckGracePeriodSeconds: 120,
         NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED' } },
-        LoadBalancers: [{ ContainerName: 'broker', ContainerPort: 8080, TargetGroupArn: ref(s.service.targetGroup) }],
+        LoadBalancers: [
+          { ContainerName: 'broker', ContainerPort: 8080, TargetGroupArn: ref(s.service.targetGroup) },
+          { ContainerName: 'broker', ContainerPort: 10911, TargetGroupArn: ref(s.service.wireTargetGroup) },
+        ],
       });
       expect(service.Properties['NetworkConfiguration'].AwsvpcConfiguration.Subnets).toHaveLength(1);
     }
@@ -130,7 +133,7 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
             Essential: true,
             ReadonlyRootFilesystem: true,
             StopTimeout: 30,
-            PortMappings: [Match.objectLike({ ContainerPort: 8080, Protocol: 'tcp' })],
+            PortMappings: [Match.objectLike({ ContainerPort: 8080, Protocol: 'tcp' }), Match.objectLike({ ContainerPort: 10911, Protocol: 'tcp' })],
             MountPoints: [
               { ContainerPath: '/data', ReadOnly: false, SourceVolume: 'data' },
               { ContainerPath: '/tmp', ReadOnly: false, SourceVolume: 'tmp' },
@@ -141,6 +144,7 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
               { Name: 'SKYROCKET_DATA_DIR', Value: '/data' },
               { Name: 'SKYROCKET_HOST', Value: '0.0.0.0' },
               { Name: 'SKYROCKET_PORT', Value: '8080' },
+              { Name: 'SKYROCKET_WIRE_PORT', Value: '10911' },
               { Name: 'SKYROCKET_ADVERTISED_URL', Value: `http://${slot.name}.skyrocket-dev.internal:8080` },
               { Name: 'SKYROCKET_FLUSH_MODE', Value: 'sync' },
               { Name: 'SKYROCKET_RETENTION_MS', Value: String(72 * 3_600_000) },
@@ -224,7 +228,7 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
         { Key: 'access_logs.s3.enabled', Value: 'true' },
       ]),
     });
-    t.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 1);
+    t.resourceCountIs('AWS::ElasticLoadBalancingV2::Listener', 2);
     t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
       Port: 443,
       Protocol: 'TLS',
@@ -242,6 +246,24 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
       Matcher: { HttpCode: '200' },
       TargetGroupAttributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: '30' }],
     });
+    // The wire protocol: TLS ended at the NLB on 10911 too, to the brokers' wire port, healthy
+    // when the same broker's HTTP side is.
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+      Port: 10911,
+      Protocol: 'TLS',
+      Certificates: [{ CertificateArn: testCertificateArn }],
+      SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09',
+      DefaultActions: [{ Type: 'forward', TargetGroupArn: ref(s.service.wireTargetGroup) }],
+    });
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: 10911,
+      Protocol: 'TCP',
+      TargetType: 'ip',
+      HealthCheckProtocol: 'HTTP',
+      HealthCheckPath: '/healthz',
+      HealthCheckPort: '8080',
+    });
+    t.hasOutput('WireEndpoint', { Value: { 'Fn::Join': ['', ['skyrockets://', Match.anyValue(), ':10911']] } });
   });
 
   it('lets only allowedCidrs reach the NLB, and only the NLB, other brokers and the sweeps reach a broker', () => {
@@ -251,7 +273,9 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
     t.hasResourceProperties('AWS::EC2::SecurityGroup', { GroupDescription: Match.stringLikeRegexp('NLB'), SecurityGroupIngress: ingress });
     expect(ingress.asArray()).toEqual([
       expect.objectContaining({ CidrIp: '10.0.0.0/8', FromPort: 443, ToPort: 443, IpProtocol: 'tcp' }),
+      expect.objectContaining({ CidrIp: '10.0.0.0/8', FromPort: 10911, ToPort: 10911, IpProtocol: 'tcp' }),
       expect.objectContaining({ CidrIp: '203.0.113.0/24', FromPort: 443, ToPort: 443, IpProtocol: 'tcp' }),
+      expect.objectContaining({ CidrIp: '203.0.113.0/24', FromPort: 10911, ToPort: 10911, IpProtocol: 'tcp' }),
     ]);
     // Nothing in the stack is open to the world.
     for (const group of resources(t, 'AWS::EC2::SecurityGroup')) {
@@ -263,11 +287,12 @@ describe('service stack, default context (2 groups × 2 replicas)', () => {
     expect(toBrokers.map((r) => [r.Properties['SourceSecurityGroupId'], r.Properties['FromPort'], r.Properties['ToPort']])).toEqual(
       expect.arrayContaining([
         [getAtt(nlbGroup, 'GroupId'), 8080, 8080],
+        [getAtt(nlbGroup, 'GroupId'), 10911, 10911],
         [brokerGroupId, 8080, 8080],
         ...sweepGroupIds.map((id) => [id, 8080, 8080]),
       ]),
     );
-    expect(toBrokers).toHaveLength(2 + 2);
+    expect(toBrokers).toHaveLength(3 + 2);
     const brokerGroup = resources(t, 'AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('brokers') } })[0]!;
     expect(brokerGroup.Properties['SecurityGroupIngress']).toBeUndefined();
   });
@@ -439,6 +464,8 @@ describe('service stack, other contexts', () => {
     });
     Annotations.fromStack(s.service).hasWarning('*', Match.stringLikeRegexp('allowPlaintext=true'));
     t.hasOutput('Endpoint', { Value: { 'Fn::Join': ['', ['http://', Match.anyValue()]] } });
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 10911, Protocol: 'TCP', Certificates: Match.absent() });
+    t.hasOutput('WireEndpoint', { Value: { 'Fn::Join': ['', ['skyrocket://', Match.anyValue(), ':10911']] } });
   });
 
   it('puts an internal NLB in the private subnets, without public subnets or an internet gateway', () => {
@@ -453,7 +480,7 @@ describe('service stack, other contexts', () => {
     const t = synthesize({ allowedCidrs: '0.0.0.0/0' }).serviceTemplate;
     t.hasResourceProperties('AWS::EC2::SecurityGroup', {
       GroupDescription: Match.stringLikeRegexp('NLB'),
-      SecurityGroupIngress: [Match.objectLike({ CidrIp: '0.0.0.0/0', FromPort: 443 })],
+      SecurityGroupIngress: [Match.objectLike({ CidrIp: '0.0.0.0/0', FromPort: 443 }), Match.objectLike({ CidrIp: '0.0.0.0/0', FromPort: 10911 })],
     });
   });
 

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SkyrocketClient } from '../../client/index.ts';
 import { cliJson, freePortPair, isAlive, parentPid, runCli, startDev, stopDev, withTimeout, type DevProcess } from './support.ts';
 
 /**
@@ -55,6 +56,16 @@ describe('skyrocket dev and the CLI', () => {
     ]);
     for (const b of c.brokers) expect(parentPid(b.pid)).toBe(dev!.pid);
     firstKey = c.apiKey;
+  });
+
+  it('serves the wire protocol on each broker, which the SDK takes as an endpoint', async () => {
+    const c = credentials() as Credentials & { brokers: Array<{ wireUrl?: string }> };
+    for (const b of c.brokers) {
+      expect(b.wireUrl).toMatch(/^skyrocket:\/\/127\.0\.0\.1:\d+$/);
+      expect(dev!.stdout.join('\n')).toContain(b.wireUrl);
+      const client = new SkyrocketClient({ endpoint: b.wireUrl!, apiKey: c.apiKey });
+      expect(Array.isArray(await client.listTopics())).toBe(true);
+    }
   });
 
   it('creates a topic and a group', async () => {

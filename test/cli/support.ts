@@ -70,7 +70,7 @@ export interface DevProcess {
 /** Starts `skyrocket dev` (with `extraArgs`) and resolves once it printed `ready <endpoint>`. */
 export async function startDev(dataDir: string, port: number, timeoutMs = 45_000, extraArgs: readonly string[] = []): Promise<DevProcess> {
   // An IPC channel: if this test process dies, dev sees it close and stops its brokers.
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'dev', '--data-dir', dataDir, '--port', String(port), ...extraArgs], {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'dev', '--data-dir', dataDir, '--port', String(port), '--wire-port', '0', ...extraArgs], {
     cwd: root,
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { WireServerRequest, WireServerResponse } from './wire-server.ts';
 import { SkyrocketError, isSkyrocketError } from '../../../core/errors.ts';
 
 /**
@@ -7,7 +8,12 @@ import { SkyrocketError, isSkyrocketError } from '../../../core/errors.ts';
  * produce path is the broker's hot path, where a framework's per-request hooks cost throughput.
  */
 export type Params = Record<string, string>;
-export type Handler = (req: IncomingMessage, res: ServerResponse, params: Params, url: RequestTarget) => Promise<void>;
+/** A request over HTTP or over the wire protocol (api/wire-server.ts): handlers serve both alike. */
+export type ApiRequest = IncomingMessage | WireServerRequest;
+/** A response over HTTP or over the wire protocol. */
+export type ApiResponse = ServerResponse | WireServerResponse;
+
+export type Handler = (req: ApiRequest, res: ApiResponse, params: Params, url: RequestTarget) => Promise<void>;
 
 /** The parts of a request's URL the handlers read (a URL has them too). */
 export interface RequestTarget {
@@ -94,7 +100,14 @@ export class Router {
 }
 
 /** Reads the whole body, refusing more than `limitBytes` (413, nothing stored). */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+export function readBody(req: ApiRequest, limitBytes: number): Promise<Buffer> {
+  if ('wireBody' in req) {
+    // Arrived whole with its frame.
+    if (req.wireBody.length > limitBytes) {
+      return Promise.reject(new SkyrocketError('PAYLOAD_TOO_LARGE', `request body of ${req.wireBody.length} bytes exceeds ${limitBytes} bytes`));
+    }
+    return Promise.resolve(req.wireBody);
+  }
   return new Promise((resolve, reject) => {
     const tooLarge = (declaredBytes?: number): void => {
       // Stop keeping the bytes but drain the request, so the client reads a 413 rather than a
@@ -125,7 +138,7 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
   });
 }
 
-export async function readJson(req: IncomingMessage, limitBytes: number): Promise<Record<string, unknown>> {
+export async function readJson(req: ApiRequest, limitBytes: number): Promise<Record<string, unknown>> {
   const body = await readBody(req, limitBytes);
   let value: unknown;
   try {
@@ -139,7 +152,7 @@ export async function readJson(req: IncomingMessage, limitBytes: number): Promis
   return value as Record<string, unknown>;
 }
 
-export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+export function sendJson(res: ApiResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
@@ -150,7 +163,7 @@ export function toSkyrocketError(error: unknown): SkyrocketError {
   return new SkyrocketError('INTERNAL_ERROR', 'internal error', { cause: error });
 }
 
-export function sendError(res: ServerResponse, error: unknown): void {
+export function sendError(res: ApiResponse, error: unknown): void {
   const e = toSkyrocketError(error);
   if (res.headersSent) {
     res.destroy();
